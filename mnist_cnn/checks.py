@@ -1,0 +1,48 @@
+"""Fail-fast checks on a composed config, run before any training and before any output exists."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_cnn.data import has_mnist, train_set_size
+from mnist_cnn.errors import UserError
+
+
+def number(cfg: DictConfig, key: str) -> float:
+    """The value at a dotted key as a number, or a clear error naming the key."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise UserError(f"{key}={value!r} is not a number: give a numeric value")
+    return value
+
+
+def require(condition: bool, key: str, value: object, allowed: str) -> None:
+    if not condition:
+        raise UserError(f"{key}={value} is invalid: allowed values are {allowed}")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise UserError naming the first bad key and what it allows."""
+    lr = number(cfg, "optim.lr")
+    require(0 < lr < math.inf, "optim.lr", lr, "a finite number > 0")
+    batch_size = number(cfg, "data.batch_size")
+    require(batch_size >= 1 and float(batch_size).is_integer(), "data.batch_size", batch_size, "an integer >= 1")
+    if "dropout" in cfg.model:
+        dropout = number(cfg, "model.dropout")
+        require(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
+    val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)
+    require(
+        float(val_size).is_integer() and 1 <= val_size < train_size,
+        "data.val_size",
+        val_size,
+        f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)",
+    )
+    max_epochs = number(cfg, "trainer.max_epochs")
+    require(max_epochs >= 1 and float(max_epochs).is_integer(), "trainer.max_epochs", max_epochs, "an integer >= 1")
+    if not cfg.data.download and not has_mnist(cfg.data.root):
+        raise UserError(
+            f"data.root={cfg.data.root} holds no MNIST and data.download=false: "
+            "set data.download=true or point data.root at an existing copy"
+        )

@@ -1,0 +1,124 @@
+"""The training recipe: config -> checks -> data, module, trainer -> fit -> final metrics.
+
+Everything a run writes lands in its run directory: the resolved `config.yaml`, `checkpoints/`,
+the TensorBoard events and `metrics.json`. Downstream commands read only that directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from mnist_cnn.callbacks import EpochLogLine
+from mnist_cnn.checks import check_config
+from mnist_cnn.data import MNISTDataModule
+from mnist_cnn.evaluation import evaluate
+from mnist_cnn.models import count_parameters
+from mnist_cnn.module import DigitClassifier
+from mnist_cnn.reporting import METRICS_FILE, flat_hparams, log_final_results, write_json
+from mnist_cnn.rundir import CHECKPOINT_DIR, CONFIG_FILE, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
+    return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
+    return [
+        kinds[kind](save_dir=str(run_dir), name=kind, version="", default_hp_metric=False, **settings)
+        if kind == "tensorboard"
+        else kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings)
+        for kind, settings in OmegaConf.to_container(cfg.logger, resolve=True).items()
+    ]
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    settings = cfg.callbacks
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=str(run_dir / CHECKPOINT_DIR),
+            filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
+            auto_insert_metric_name=False,
+            **settings.checkpoint,
+        ),
+        LearningRateMonitor(**settings.lr_monitor),
+    ]
+    show_bar = settings.progress == "bar" or (settings.progress == "auto" and sys.stderr.isatty())
+    callbacks.append(TQDMProgressBar() if show_bar else EpochLogLine())
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+    callbacks = build_callbacks(cfg, run_dir)
+    return pl.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        default_root_dir=str(run_dir),
+        logger=build_loggers(cfg, run_dir),
+        callbacks=callbacks,
+        enable_progress_bar=isinstance(callbacks[-1], TQDMProgressBar),
+    )
+
+
+def load_best_weights(module: DigitClassifier, trainer: pl.Trainer) -> str:
+    """Swap in the best checkpoint's weights; without one (fast_dev_run), keep the last weights."""
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        module.load_state_dict(load_checkpoint(Path(best))["state_dict"])
+    return best
+
+
+def final_metrics(module: DigitClassifier, datamodule: MNISTDataModule) -> dict[str, float]:
+    """Accuracy and loss on every split, in eval mode (train/acc as the seed study reports it)."""
+    device = datamodule.splits["test"][0].device
+    module.to(device)
+    results = {}
+    for split, (images, labels) in datamodule.splits.items():
+        scores = evaluate(module, images, labels, datamodule.eval_batch_size)
+        results[f"{split}/acc"], results[f"{split}/loss"] = scores["acc"], scores["loss"]
+    return results
+
+
+def run(cfg: DictConfig) -> float:
+    """Train, evaluate and report one run; returns the validation accuracy (a sweeper's objective)."""
+    started = time.perf_counter()
+    check_config(cfg)
+    cfg.data.root = to_absolute_path(cfg.data.root)
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg)
+    module = DigitClassifier.from_config(cfg)
+    trainer = build_trainer(cfg, run_dir)
+    trainer.fit(module, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return 0.0
+
+    best_checkpoint = load_best_weights(module, trainer)
+    datamodule.setup()
+    metrics: dict[str, Any] = {
+        **final_metrics(module, datamodule),
+        "epochs": trainer.current_epoch,
+        "params": count_parameters(module.network),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "status": "diverged" if module.diverged else "ok",
+        "seed": cfg.seed,
+        "best_checkpoint": str(Path(best_checkpoint).relative_to(run_dir)) if best_checkpoint else None,
+    }
+    write_json(run_dir / METRICS_FILE, metrics)
+    log_final_results(trainer.loggers, flat_hparams(cfg, HydraConfig.get().runtime.choices), metrics)
+    log.info("test/acc %.4f  val/acc %.4f  train/acc %.4f  in %.1f s  -> %s", metrics["test/acc"], metrics["val/acc"], metrics["train/acc"], metrics["wall_time_s"], run_dir)
+    return metrics["val/acc"]

@@ -1,0 +1,24 @@
+"""Train, validate and test one run, or a sweep with -m: `python -m mnist_cnn.train model=cnn3 optim=adam`."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from mnist_cnn.errors import UserError
+from mnist_cnn.paths import register_resolvers
+from mnist_cnn.run import run
+
+register_resolvers()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    try:
+        return run(cfg)
+    except UserError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny synthetic MNIST in the real IDX format, and a way to run our commands."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file: magic 0x08 (ubyte) + rank, big-endian dims, data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable fake digits: class k is a bright 8x8 square at one of ten positions, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count)
+    images = rng.integers(0, 40, size=(count, 28, 28))
+    for image, label in zip(images, labels):
+        row, col = 2 + 12 * (label // 5), 1 + 5 * (label % 5)
+        image[row : row + 8, col : col + 6] = 255
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def make_mnist_root(root: Path, train: int = 600, test: int = 200) -> Path:
+    raw = root / "MNIST" / "raw"
+    for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
+        images, labels = synthetic_digits(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory) -> Path:
+    """A data root with 600 training and 200 test synthetic images."""
+    return make_mnist_root(tmp_path_factory.mktemp("tiny_mnist"))
+
+
+@pytest.fixture
+def real_mnist() -> Path:
+    if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found at {SHARED_DATA} (the shared data folder beside the repo)")
+    return SHARED_DATA
+
+
+def run_command(module: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <module> args...` as a user would, capturing its output."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def quick_overrides(data_root: Path, *extra: str) -> list[str]:
+    """Overrides for a seconds-long run on the tiny data set."""
+    return [
+        f"data.root={data_root}",
+        "data.download=false",
+        "data.val_size=100",
+        "data.batch_size=32",
+        "trainer.max_epochs=2",
+        "trainer.accelerator=cpu",
+        "trainer.log_every_n_steps=5",
+        *extra,
+    ]

@@ -1,0 +1,91 @@
+"""Every option of every config group composes, and what it describes can be built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest.mock import PropertyMock, patch
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from mnist_cnn.data import MNISTDataModule
+from mnist_cnn.module import DigitClassifier
+from mnist_cnn.paths import register_resolvers
+from mnist_cnn.run import build_callbacks, build_loggers, build_trainer
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def compose_with(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def test_every_group_has_options_and_a_default():
+    cfg = compose_with()
+    for group in ("data", "model", "optim", "scheduler", "trainer", "logger", "callbacks"):
+        assert group in GROUPS and options(group), group
+        assert group in cfg
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_model_options_build_a_working_network(option):
+    cfg = compose_with(f"model={option}")
+    module = DigitClassifier.from_config(cfg)
+    assert module(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("optim", options("optim"))
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_optimizer_and_scheduler_options_build(optim, scheduler, tmp_path):
+    cfg = compose_with(f"optim={optim}", f"scheduler={scheduler}", "trainer=cpu", "trainer.max_epochs=3")
+    module = DigitClassifier.from_config(cfg)
+    trainer = build_trainer(cfg, tmp_path)
+    module.trainer = trainer
+    # The schedule's length is normally known once data is attached.
+    with patch.object(type(trainer), "estimated_stepping_batches", new_callable=PropertyMock, return_value=30):
+        configured = module.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    assert type(optimizer).__name__.lower() == optim
+    assert optimizer.param_groups[0]["lr"] > 0
+    if scheduler == "none":
+        assert not isinstance(configured, dict)
+    else:
+        assert type(configured["lr_scheduler"]["scheduler"]).__module__ == "torch.optim.lr_scheduler"
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_options_build_a_trainer(option, tmp_path):
+    cfg = compose_with(f"trainer={option}")
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        assert cfg.trainer.devices != 0  # a GPU preset: composes; building needs a GPU
+        return
+    trainer = build_trainer(cfg, tmp_path)
+    assert trainer.max_epochs == cfg.trainer.max_epochs or cfg.trainer.get("fast_dev_run")
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_options_build(option, tmp_path):
+    loggers = build_loggers(compose_with(f"logger={option}"), tmp_path)
+    assert [type(logger).__name__.lower() for logger in loggers] == [f"{option}logger"]
+
+
+@pytest.mark.parametrize("option", options("callbacks"))
+def test_callback_options_build(option, tmp_path):
+    names = {type(callback).__name__ for callback in build_callbacks(compose_with(f"callbacks={option}"), tmp_path)}
+    assert {"ModelCheckpoint", "LearningRateMonitor"} <= names
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_options_build(option, tiny_mnist):
+    cfg = compose_with(f"data={option}", f"data.root={tiny_mnist}", "data.val_size=100")
+    datamodule = MNISTDataModule(**cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    assert [len(datamodule.splits[split][1]) for split in ("train", "val", "test")] == [500, 100, 200]

@@ -1,0 +1,47 @@
+"""Each architecture's output shape, parameter count and dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mnist_cnn.models import CNN1, CNN2, CNN3, FastCNN, Primitive, count_parameters
+
+ARCHITECTURES = [Primitive, CNN1, CNN2, CNN3, FastCNN]
+
+
+def conv(cin: int, cout: int, bias: bool = True) -> int:
+    return cin * cout * 9 + (cout if bias else 0)
+
+
+def linear(fin: int, fout: int) -> int:
+    return fin * fout + fout
+
+
+EXPECTED_PARAMETERS = {
+    Primitive: conv(1, 32) + linear(32 * 14 * 14, 10),
+    CNN1: conv(1, 32) + conv(32, 64) + linear(64 * 7 * 7, 128) + linear(128, 10),
+    CNN2: conv(1, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + linear(64 * 7 * 7, 256) + linear(256, 10),
+    CNN3: conv(1, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + conv(64, 128) + linear(128 * 3 * 3, 256) + linear(256, 10),
+    FastCNN: conv(1, 16, False) + 32 + conv(16, 32, False) + 64 + conv(32, 64, False) + 128 + linear(64 * 3 * 3, 10),
+}
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_output_shape_and_parameter_count(architecture):
+    model = architecture()
+    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+    assert count_parameters(model) == EXPECTED_PARAMETERS[architecture]
+
+
+def test_fast_model_is_about_30k_parameters_and_cnn3_is_deepest():
+    assert 25_000 <= count_parameters(FastCNN()) <= 35_000
+    conv_layers = {arch: sum(isinstance(m, nn.Conv2d) for m in arch().modules()) for arch in ARCHITECTURES[:4]}
+    assert max(conv_layers, key=conv_layers.get) is CNN3
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_dropout_rate_is_configurable(architecture):
+    rates = {m.p for m in architecture(dropout=0.7).modules() if isinstance(m, nn.Dropout)}
+    assert rates == {0.7}
