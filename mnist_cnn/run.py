@@ -36,11 +36,10 @@ def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
+    """One logger per key of the `logger` group, each writing under <run dir>/<kind>."""
     kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
     return [
-        kinds[kind](save_dir=str(run_dir), name=kind, version="", default_hp_metric=False, **settings)
-        if kind == "tensorboard"
-        else kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings)
+        kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings)
         for kind, settings in OmegaConf.to_container(cfg.logger, resolve=True).items()
     ]
 
