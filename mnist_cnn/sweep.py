@@ -49,6 +49,7 @@ def share_cores() -> None:
     """Give each of the parallel jobs its share of the cores, so they do not oversubscribe them."""
     threads = max(1, (os.cpu_count() or 1) // parallel_jobs(HydraConfig.get().launcher))
     torch.set_num_threads(threads)
+    log.info("torch threads for this job: %d", threads)
 
 
 def run_sweep_job(cfg: DictConfig) -> float:
@@ -58,6 +59,6 @@ def run_sweep_job(cfg: DictConfig) -> float:
         check_sweep_strategy(cfg, str(HydraConfig.get().launcher.get("_target_", "")))
         return run(cfg)
     except Exception as error:
-        log.error("job failed: %s", first_line(error))
+        log.error("job failed: %s", first_line(error), exc_info=True)  # the whole traceback stays in the job's log
         record_failure(Path(HydraConfig.get().runtime.output_dir), error)
         return math.nan
