@@ -46,3 +46,17 @@ def check_config(cfg: DictConfig) -> None:
             f"data.root={cfg.data.root} holds no MNIST and data.download=false: "
             "set data.download=true or point data.root at an existing copy"
         )
+
+
+def check_sweep_strategy(cfg: DictConfig, launcher_target: str) -> None:
+    """Refuse Lightning's subprocess DDP in a -m sweep: it re-runs the command, so each rank would restart the sweep.
+
+    ddp_spawn keeps its workers inside the job, and on SLURM each task already is one rank.
+    """
+    strategy, devices = str(cfg.trainer.strategy), cfg.trainer.devices
+    subprocess_ddp = strategy.startswith("ddp") and not any(kind in strategy for kind in ("spawn", "fork", "notebook"))
+    if subprocess_ddp and devices != 1 and "Slurm" not in launcher_target:
+        raise UserError(
+            f"trainer.strategy={strategy} with trainer.devices={devices} cannot run inside a -m sweep "
+            "(each process would restart the sweep): use trainer.strategy=ddp_spawn, or hydra/launcher=slurm"
+        )

@@ -8,12 +8,15 @@ from omegaconf import DictConfig
 from mnist_cnn.errors import UserError
 from mnist_cnn.paths import register_resolvers
 from mnist_cnn.run import run
+from mnist_cnn.sweep import in_multirun, run_sweep_job
 
 register_resolvers()
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    if in_multirun():
+        return run_sweep_job(cfg)
     try:
         return run(cfg)
     except UserError as error:

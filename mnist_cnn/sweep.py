@@ -1,0 +1,64 @@
+"""One job of a `-m` sweep: whatever happens to it, the other jobs and the summary go on.
+
+Hydra's sweepers re-raise a failed job's exception after the batch, and `sys.exit` would end the
+whole multirun, so a sweep job records its failure in its own `metrics.json` and returns instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from mnist_cnn.checks import check_sweep_strategy
+from mnist_cnn.reporting import METRICS_FILE, write_json
+from mnist_cnn.run import run
+
+log = logging.getLogger(__name__)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def record_failure(run_dir: Path, error: BaseException) -> None:
+    write_json(run_dir / METRICS_FILE, {"status": "failed", "error": first_line(error)})
+
+
+def parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 otherwise)."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    from joblib import effective_n_jobs  # present whenever the joblib launcher is
+
+    return effective_n_jobs(launcher.get("n_jobs") or 1)
+
+
+def share_cores() -> None:
+    """Give each of the parallel jobs its share of the cores, so they do not oversubscribe them."""
+    threads = max(1, (os.cpu_count() or 1) // parallel_jobs(HydraConfig.get().launcher))
+    torch.set_num_threads(threads)
+    log.info("torch threads for this job: %d", threads)
+
+
+def run_sweep_job(cfg: DictConfig) -> float:
+    """Run one job; a raising job is logged and recorded as failed, and scores NaN for a sweeper."""
+    share_cores()
+    try:
+        check_sweep_strategy(cfg, str(HydraConfig.get().launcher.get("_target_", "")))
+        return run(cfg)
+    except Exception as error:
+        log.error("job failed: %s", first_line(error), exc_info=True)  # the whole traceback stays in the job's log
+        record_failure(Path(HydraConfig.get().runtime.output_dir), error)
+        return math.nan

@@ -1,0 +1,147 @@
+"""Sweeps as a user runs them (-m in a subprocess): summaries, the selected model, failures, launchers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from math import prod
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from conftest import REPO, quick_overrides, run_command
+from mnist_cnn.errors import UserError
+from mnist_cnn.evaluate import evaluate_run
+from mnist_cnn.paths import register_resolvers
+from mnist_cnn.report import report
+
+
+def sweep_overrides(data_root: Path, *extra: str) -> list[str]:
+    """One-epoch jobs on the tiny data, logging lines instead of progress bars; `extra` wins over these."""
+    overrides = [*quick_overrides(data_root), "trainer.max_epochs=1", "callbacks.progress=log", *extra]
+    return list({override.split("=")[0]: override for override in overrides}.values())
+
+
+def run_sweep(workdir: Path, *args: str) -> Path:
+    result = run_command("mnist_cnn.train", "-m", *args, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (workdir / "outputs" / "sweeps").iterdir()
+    return sweep_dir
+
+
+def read_summary(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as file:
+        return list(csv.DictReader(file))
+
+
+def job_metrics(sweep_dir: Path, row: dict[str, str]) -> dict:
+    return json.loads((sweep_dir / row["job"] / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tiny_mnist, tmp_path_factory) -> Path:
+    """A 2x2 grid over the optimizer and the batch size."""
+    workdir = tmp_path_factory.mktemp("grid")
+    return run_sweep(workdir, *sweep_overrides(tiny_mnist, "optim=sgd,adam", "data.batch_size=32,64"))
+
+
+def test_grid_summary_has_a_row_per_job_and_marks_the_best_by_validation_accuracy(grid_sweep):
+    rows = read_summary(grid_sweep)
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
+    jobs = {frozenset(row["overrides"].split(",")) for row in rows}
+    assert jobs == {frozenset({f"optim={o}", f"data.batch_size={b}"}) for o in ("sgd", "adam") for b in (32, 64)}
+    for row in rows:
+        assert (grid_sweep / row["job"]).is_dir()
+        assert float(row["val/acc"]) == job_metrics(grid_sweep, row)["val/acc"]
+        assert row["optim"] in row["overrides"] and f"data.batch_size={row['data.batch_size']}" in row["overrides"]
+    (best,) = [row for row in rows if row["best"] == "yes"]
+    assert float(best["val/acc"]) == max(float(row["val/acc"]) for row in rows)
+    markdown = (grid_sweep / "summary.md").read_text()
+    assert f"best by val/acc: `{best['job']}`" in markdown and markdown.count("| ok |") == 4
+
+
+def test_selected_model_is_the_best_job_and_evaluate_loads_it(grid_sweep):
+    (best,) = [row for row in read_summary(grid_sweep) if row["best"] == "yes"]
+    selected = grid_sweep / "selected_model"
+    assert json.loads((selected / "metrics.json").read_text())["selected_from"] == best["job"]
+    assert evaluate_run(selected)["test/acc"] == job_metrics(grid_sweep, best)["test/acc"]
+
+
+def test_report_rebuilds_the_summary_and_draws_plots(grid_sweep):
+    (grid_sweep / "summary.csv").unlink()
+    report(grid_sweep)
+    assert len(read_summary(grid_sweep)) == 4
+    for plot in ("test_acc_by_lr.png", "best_curves.png"):
+        assert (grid_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_refuses_a_folder_without_jobs(tmp_path):
+    with pytest.raises(UserError, match="holds no sweep jobs"):
+        report(tmp_path)
+
+
+def test_diverged_and_failed_jobs_are_recorded_and_the_sweep_finishes(tiny_mnist, tmp_path):
+    # 1e6 makes SGD's loss non-finite at once; 0 makes the job raise (a config error inside the job).
+    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "trainer.max_epochs=2", "optim=sgd", "optim.lr=0.01,1e6,0"))
+    rows = {row["optim.lr"]: row for row in read_summary(sweep_dir)}
+    assert [rows[lr]["status"] for lr in ("0.01", "1000000.0", "0")] == ["ok", "diverged", "failed"]
+    assert job_metrics(sweep_dir, rows["1000000.0"])["epochs"] < 2  # stopped early
+    assert rows["0"]["error"] == "UserError: optim.lr=0 is invalid: allowed values are a finite number > 0"
+    assert job_metrics(sweep_dir, rows["0"]) == {"status": "failed", "error": rows["0"]["error"]}
+    assert rows["0.01"]["best"] == "yes"
+    assert json.loads((sweep_dir / "selected_model" / "metrics.json").read_text())["selected_from"] == rows["0.01"]["job"]
+
+
+def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tiny_mnist, tmp_path):
+    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.003,0.01"))
+    rows = read_summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    expected_threads = max(1, (os.cpu_count() or 1) // 2)
+    for row in rows:
+        assert f"torch threads for this job: {expected_threads}" in (sweep_dir / row["job"] / "train.log").read_text()
+
+
+def test_optuna_search_returns_validation_accuracy_as_its_objective(tiny_mnist, tmp_path):
+    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "hparams_search=optuna", "hydra.sweeper.n_trials=2"))
+    rows = read_summary(sweep_dir)
+    assert len(rows) == 2 and {row["status"] for row in rows} == {"ok"}
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_value"] == max(job_metrics(sweep_dir, row)["val/acc"] for row in rows)
+    assert set(results["best_params"]) == {"optim.lr", "model.dropout"}  # data.batch_size is pinned on the command line
+
+
+def test_subprocess_ddp_inside_a_sweep_fails_fast_with_the_way_out(tiny_mnist, tmp_path):
+    args = sweep_overrides(tiny_mnist, "trainer.strategy=ddp", "trainer.devices=2", "optim.lr=0.003,0.01")
+    result = run_command("mnist_cnn.train", "-m", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "trainer.strategy=ddp with trainer.devices=2 cannot run inside a -m sweep" in result.stderr
+    assert "ddp_spawn" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def compose_hydra(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_seed_grid_is_the_seed_studys_grid_with_the_optimizer_as_an_axis():
+    params = compose_hydra("+sweep=seed_grid").hydra.sweeper.params
+    assert set(params) == {"optim", "optim.lr", "trainer.max_epochs", "data.batch_size"}
+    assert params["trainer.max_epochs"] == "10,20,25,30,40" and params["data.batch_size"] == "32,64,512"
+    assert prod(len(str(values).split(",")) for values in params.values()) == 150
+
+
+def test_quick_sweep_is_four_one_epoch_jobs_of_the_fast_model():
+    cfg = compose_hydra("+sweep=quick")
+    assert cfg.trainer.max_epochs == 1 and cfg.model._target_.endswith("FastCNN")
+    assert prod(len(str(values).split(",")) for values in cfg.hydra.sweeper.params.values()) == 4
+
+
+def test_slurm_preset_runs_one_task_per_device():
+    launcher = compose_hydra("hydra/launcher=slurm", "trainer.devices=4").hydra.launcher
+    assert launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4
+    assert launcher._target_.endswith("SlurmLauncher")
