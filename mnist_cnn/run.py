@@ -51,17 +51,22 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     settings = cfg.callbacks
+    best = {key: value for key, value in settings.checkpoint.items() if key != "save_last"}
     callbacks: list[Callback] = [
         ModelCheckpoint(
             dirpath=str(run_dir / CHECKPOINT_DIR),
             filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
             auto_insert_metric_name=False,
-            **settings.checkpoint,
+            **best,
         ),
         LearningRateMonitor(**settings.lr_monitor),
         RandomState(),
         CheckpointOnInterrupt(run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
     ]
+    if settings.checkpoint.save_last:
+        # Lightning's save_last rewrites last.ckpt only in epochs that save a best checkpoint, so a
+        # crash would lose every epoch since the last improvement: write it after every epoch.
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / CHECKPOINT_DIR), filename=Path(LAST_CHECKPOINT).stem, enable_version_counter=False))
     show_bar = settings.progress == "bar" or (settings.progress == "auto" and sys.stderr.isatty())
     callbacks.append(TQDMProgressBar() if show_bar else EpochLogLine())
     return callbacks
