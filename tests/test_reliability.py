@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import string
 import subprocess
 import threading
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import make_mnist_root, quick_overrides, run_command, start_command
 
@@ -65,6 +68,18 @@ def assert_same_weights(first: Path, second: Path) -> None:
     assert first_weights.keys() == second_weights.keys()
     for name in first_weights:
         assert torch.equal(first_weights[name], second_weights[name]), name
+
+
+@pytest.fixture(scope="module")
+def hydra_conf():
+    """Hydra initialized once for the in-process composes."""
+    from hydra import initialize_config_dir
+
+    from mnist_cnn.paths import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -129,17 +144,14 @@ def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_
     assert one_line_error(result).startswith("error: model.dropout cannot change when resuming (only trainer.max_epochs")
 
 
-def test_resume_checks_before_touching_the_run(reference_run, tmp_path):
-    from hydra import compose, initialize_config_dir
+def test_resume_checks_before_touching_the_run(hydra_conf, reference_run, tmp_path):
+    from hydra import compose
 
     from mnist_cnn.errors import UserError
-    from mnist_cnn.paths import register_resolvers
     from mnist_cnn.resume import resumed_config
 
-    register_resolvers()
-    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        extend = compose("config", [f"resume={reference_run}", "trainer.max_epochs=4", "trainer.accelerator=cpu"])
-        fresh = compose("config", [f"resume={tmp_path}"])
+    extend = compose("config", [f"resume={reference_run}", "trainer.max_epochs=4", "trainer.accelerator=cpu"])
+    fresh = compose("config", [f"resume={tmp_path}"])
     with pytest.raises(UserError, match="max_epochs cannot change when resuming this run: its OneCycleLR schedule"):
         resumed_config(extend, ["trainer.max_epochs=4"])
     resumed = resumed_config(extend, ["trainer.accelerator=cpu"])
@@ -267,3 +279,43 @@ def test_resume_refuses_a_checkpoint_carrying_pickled_objects(reference_run, tmp
     torch.save({**torch.load(last, weights_only=True), "payload": Payload()}, last)
     result = run_command("mnist_cnn.train", f"resume={run_dir}", cwd=tmp_path)
     assert one_line_error(result).startswith(f"error: {last} cannot be loaded safely (Weights only load failed")
+
+
+# 8. Any numeric override: a run or one line, never a traceback
+
+OVERRIDE_KEYS = ("optim.lr", "data.batch_size", "model.dropout", "trainer.max_epochs", "data.val_size")
+VALUES = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["0", "-1", "nan", "inf", "1e400", "null", "true", "fast", "''", "[1,2]"]),
+    st.text(alphabet=string.ascii_letters, min_size=1, max_size=8),
+)
+OVERRIDES = st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3, unique_by=lambda pair: pair[0])
+
+
+@given(OVERRIDES)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_override_values_pass_the_checks_or_raise_one_line(hydra_conf, tiny_mnist, overrides):
+    from hydra import compose
+
+    from mnist_cnn.checks import check_config
+    from mnist_cnn.errors import UserError
+
+    cfg = compose("config", quick_overrides(tiny_mnist, *(f"{key}={value}" for key, value in overrides)))
+    try:
+        check_config(cfg)
+    except UserError as error:
+        assert "\n" not in str(error) and any(key in str(error) for key, _ in overrides)
+
+
+@given(OVERRIDES)
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_override_values_end_in_a_run_or_one_line_error(tiny_mnist, tmp_path_factory, overrides):
+    workdir = tmp_path_factory.mktemp("property")
+    result = run_command(
+        "mnist_cnn.train", *quick_overrides(tiny_mnist, "trainer=debug", *(f"{key}={value}" for key, value in overrides)), cwd=workdir
+    )
+    if result.returncode == 0:
+        assert list((workdir / "outputs" / "runs").glob("*/metrics.json"))
+    else:
+        assert one_line_error(result).startswith("error: ")
