@@ -1,11 +1,17 @@
-"""Lightning callbacks of our own: readable progress where no terminal shows a bar."""
+"""Lightning callbacks of our own: readable progress, and what a resumable run must save."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
@@ -26,3 +32,39 @@ class EpochLogLine(pl.Callback):
         figures = "  ".join(f"{key} {metrics[key].item():.4f}" for key in ("train/loss_epoch", "val/loss", "val/acc") if key in metrics)
         elapsed = time.perf_counter() - self.started
         log.info("epoch %d/%d  %s  (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, figures, elapsed)
+
+
+class RandomState(pl.Callback):
+    """Carry torch's random state in every checkpoint, which Lightning does not.
+
+    Dropout draws from it, so without it a resumed run would train on different masks than the
+    uninterrupted run with the same seed, and end with different weights.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["cpu"])
+        if state_dict["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+class CheckpointOnInterrupt(pl.Callback):
+    """Save `last.ckpt` when SIGTERM (SLURM preemption) or Ctrl+C stops training.
+
+    Lightning turns SIGTERM into a clean stop after the current batch; Ctrl+C is routed the same
+    way, so the checkpoint never holds a half-done optimizer step.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning has installed its SIGTERM handler by now and restores SIGINT's at teardown.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.getsignal(signal.SIGTERM))
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path, weights_only=False)

@@ -6,7 +6,7 @@ import math
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_cnn.data import has_mnist, train_set_size
+from mnist_cnn.data import check_raw_files, has_mnist, train_set_size
 from mnist_cnn.errors import UserError
 
 
@@ -32,6 +32,8 @@ def check_config(cfg: DictConfig) -> None:
     if "dropout" in cfg.model:
         dropout = number(cfg, "model.dropout")
         require(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
+    if has_mnist(cfg.data.root):
+        check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
     val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)
     require(
         float(val_size).is_integer() and 1 <= val_size < train_size,

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytorch_lightning as pl
 import torch
+from filelock import FileLock
 from torch import Tensor
 from torchvision.datasets import MNIST
 
@@ -64,19 +65,41 @@ def check_idx_file(path: Path, magic: int) -> None:
         raise UserError(f"{path} is truncated or corrupt ({size} bytes, header says {expected}): {fix}")
 
 
+def check_raw_files(root: str | Path) -> None:
+    """Refuse the first truncated or foreign IDX file under root, naming it and the fix."""
+    for name, magic in RAW_FILES.items():
+        check_idx_file(raw_dir(root) / name, magic)
+
+
+def is_complete(root: str | Path) -> bool:
+    """All four IDX files present and whole (a download in progress elsewhere is not)."""
+    try:
+        check_raw_files(root)
+    except (UserError, OSError):
+        return False
+    return True
+
+
+def download_once(root: str | Path) -> None:
+    """Fetch MNIST into root unless it is there; a file lock lets parallel sweep jobs share one download."""
+    if is_complete(root):
+        return
+    raw_dir(root).mkdir(parents=True, exist_ok=True)
+    with FileLock(raw_dir(root).parent / "download.lock"):
+        if not has_mnist(root):
+            MNIST(str(root), train=True, download=True)
+
+
 def load_split(root: str | Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
     """uint8 images (N, 28, 28) and int64 labels of the official train or test set."""
-    if download and not has_mnist(root):
-        MNIST(str(root), train=train, download=True)
+    if download:
+        download_once(root)
     if not has_mnist(root):
         raise UserError(
             f"data.root={root} holds no MNIST (expected {raw_dir(root)}/*-ubyte): "
             "set data.download=true or point data.root at an existing copy"
         )
-    prefix = "train" if train else "t10k"
-    for name, magic in RAW_FILES.items():
-        if name.startswith(prefix):
-            check_idx_file(raw_dir(root) / name, magic)
+    check_raw_files(root)
     dataset = MNIST(str(root), train=train, download=False)
     return dataset.data, dataset.targets
 

@@ -1,4 +1,4 @@
-"""The one exception type that entry points turn into a one-line message."""
+"""The exception types that entry points turn into a one-line message instead of a traceback."""
 
 
 class UserError(ValueError):
@@ -6,3 +6,13 @@ class UserError(ValueError):
 
     Entry points print its message on one line and exit with status 2, instead of a traceback.
     """
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM (e.g. SLURM preemption) or Ctrl+C stopped training after last.ckpt was saved."""
+
+
+def first_line(error: BaseException) -> str:
+    """The gist of a library's exception, for a one-line message that wraps it."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

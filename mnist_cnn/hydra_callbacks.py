@@ -12,17 +12,19 @@ from omegaconf import DictConfig
 
 from mnist_cnn.checks import check_config, check_sweep_strategy
 from mnist_cnn.errors import UserError
+from mnist_cnn.resume import check_run_dir, resumed_config
 from mnist_cnn.summary import summarize
 
 log = logging.getLogger(__name__)
 
 
 class CheckConfigFirst(Callback):
-    """Reject a bad single run, or a sweep that cannot work, before Hydra makes any directory: one line, exit 2."""
+    """Reject a bad single run, or a sweep that cannot work, before Hydra makes or writes into any directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_config(config)
+            check_config(resumed_config(config, config.hydra.overrides.task) if config.resume else config)
+            check_run_dir(Path(config.hydra.run.dir), config.resume)
         except UserError as error:
             sys.exit(f"error: {error}")
 

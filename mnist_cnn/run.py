@@ -18,14 +18,18 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mnist_cnn.callbacks import EpochLogLine
+from mnist_cnn.callbacks import CheckpointOnInterrupt, EpochLogLine, RandomState
+from mnist_cnn.checkpoint_io import AtomicCheckpointIO
 from mnist_cnn.checks import check_config
 from mnist_cnn.data import MNISTDataModule
+from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.evaluation import evaluate
 from mnist_cnn.models import count_parameters
 from mnist_cnn.module import DigitClassifier
 from mnist_cnn.reporting import METRICS_FILE, flat_hparams, log_final_results, write_json
+from mnist_cnn.resume import LAST_CHECKPOINT, check_run_dir, last_checkpoint, resumed_config
 from mnist_cnn.rundir import CHECKPOINT_DIR, CONFIG_FILE, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -46,15 +50,22 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     settings = cfg.callbacks
+    best = {key: value for key, value in settings.checkpoint.items() if key != "save_last"}
     callbacks: list[Callback] = [
         ModelCheckpoint(
             dirpath=str(run_dir / CHECKPOINT_DIR),
             filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
             auto_insert_metric_name=False,
-            **settings.checkpoint,
+            **best,
         ),
         LearningRateMonitor(**settings.lr_monitor),
+        RandomState(),
+        CheckpointOnInterrupt(run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
     ]
+    if settings.checkpoint.save_last:
+        # Lightning's save_last rewrites last.ckpt only in epochs that save a best checkpoint, so a
+        # crash would lose every epoch since the last improvement: write it after every epoch.
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / CHECKPOINT_DIR), filename=Path(LAST_CHECKPOINT).stem, enable_version_counter=False))
     show_bar = settings.progress == "bar" or (settings.progress == "auto" and sys.stderr.isatty())
     callbacks.append(TQDMProgressBar() if show_bar else EpochLogLine())
     return callbacks
@@ -67,6 +78,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
         default_root_dir=str(run_dir),
         logger=build_loggers(cfg, run_dir),
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=isinstance(callbacks[-1], TQDMProgressBar),
     )
 
@@ -93,16 +105,26 @@ def final_metrics(module: DigitClassifier, datamodule: MNISTDataModule) -> dict[
 def run(cfg: DictConfig) -> float:
     """Train, evaluate and report one run; returns the validation accuracy (a sweeper's objective)."""
     started = time.perf_counter()
+    if cfg.resume:
+        cfg = resumed_config(cfg, HydraConfig.get().overrides.task)
     check_config(cfg)
     cfg.data.root = to_absolute_path(cfg.data.root)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    check_run_dir(run_dir, cfg.resume)
+    resume_from = last_checkpoint(run_dir) if cfg.resume else None
+    if resume_from:
+        load_checkpoint(resume_from)  # refuses pickled objects with one clear line before Lightning loads it
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
     module = DigitClassifier.from_config(cfg)
     trainer = build_trainer(cfg, run_dir)
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    except SIGTERMException as stop:
+        saved = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+        raise TrainingInterrupted(f"training stopped by a signal after saving {saved}; continue with: python -m mnist_cnn.train resume={run_dir}") from stop
     if not trainer.is_global_zero:
         return 0.0
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import UserError, first_line
 from mnist_cnn.module import DigitClassifier
 from mnist_cnn.reporting import METRICS_FILE, read_metrics
 
@@ -43,8 +43,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path} cannot be loaded safely ({first_line}): use a checkpoint written by mnist_cnn.train") from error
+        raise UserError(f"{path} cannot be loaded safely ({first_line(error)}): use a checkpoint written by mnist_cnn.train") from error
 
 
 def load_run_module(run_dir: Path) -> tuple[DictConfig, DigitClassifier]:

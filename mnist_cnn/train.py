@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import TrainingInterrupted, UserError
 from mnist_cnn.paths import register_resolvers
 from mnist_cnn.run import run
 from mnist_cnn.sweep import in_multirun, run_sweep_job
@@ -21,6 +21,8 @@ def main(cfg: DictConfig) -> float:
         return run(cfg)
     except UserError as error:
         sys.exit(f"error: {error}")
+    except TrainingInterrupted as stop:
+        sys.exit(str(stop))
 
 
 if __name__ == "__main__":

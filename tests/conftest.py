@@ -54,11 +54,21 @@ def real_mnist() -> Path:
     return SHARED_DATA
 
 
+def command_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
+
+
 def run_command(module: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` as a user would, capturing its output."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args], cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_command(module: str, *args: str, cwd: Path) -> subprocess.Popen:
+    """Start `python -m <module> args...` in the background, for tests that signal or kill it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 

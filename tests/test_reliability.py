@@ -1,0 +1,321 @@
+"""Reliability: reproducible runs, resuming after a crash or a signal, and nothing lost or overwritten."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import string
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import make_mnist_root, quick_overrides, run_command, start_command
+
+# Enough batches per epoch (1000 / 16) that a kill lands inside an epoch, small enough to stay quick.
+DETERMINISTIC = ("data.val_size=200", "data.batch_size=16", "trainer.deterministic=true")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_per_process():
+    """On two shared cores torch's default two threads per process run ten times slower than one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def mnist_1200(tmp_path_factory) -> Path:
+    return make_mnist_root(tmp_path_factory.mktemp("mnist_1200"), train=1200)
+
+
+def train(data_root: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run_command("mnist_cnn.train", *quick_overrides(data_root, *DETERMINISTIC, *extra), cwd=cwd)
+
+
+def start_training(data_root: Path, cwd: Path, *extra: str) -> subprocess.Popen:
+    return start_command("mnist_cnn.train", *quick_overrides(data_root, *DETERMINISTIC, *extra), cwd=cwd)
+
+
+def wait_for(path_pattern: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll until a file matching the pattern exists, failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not list(path_pattern.parent.glob(path_pattern.name)):
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path_pattern} never appeared"
+        time.sleep(0.02)
+
+
+def results(run_dir: Path) -> dict:
+    """Everything metrics.json reports except the wall time."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics.pop("wall_time_s")
+    return metrics
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    first_weights, second_weights = weights(first), weights(second)
+    assert first_weights.keys() == second_weights.keys()
+    for name in first_weights:
+        assert torch.equal(first_weights[name], second_weights[name]), name
+
+
+@pytest.fixture(scope="module")
+def hydra_conf():
+    """Hydra initialized once for the in-process composes."""
+    from hydra import initialize_config_dir
+
+    from mnist_cnn.paths import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def reference_run(mnist_1200, tmp_path_factory) -> Path:
+    """An uninterrupted deterministic two-epoch run."""
+    workdir = tmp_path_factory.mktemp("reference")
+    result = train(mnist_1200, workdir, "hydra.run.dir=reference")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "reference"
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The failed command's last stderr line, after checking nothing else looks like a crash."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    return result.stderr.strip().splitlines()[-1]
+
+
+# 1. Reproducible
+
+
+def test_same_seed_gives_identical_metrics_and_weights_in_two_processes(reference_run, mnist_1200, tmp_path):
+    result = train(mnist_1200, tmp_path, "hydra.run.dir=again")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert results(tmp_path / "again") == results(reference_run)
+    assert_same_weights(tmp_path / "again", reference_run)
+
+
+# 2. Resume after a crash
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_result_as_an_uninterrupted_run(reference_run, mnist_1200, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "crashed"
+    process = start_training(mnist_1200, tmp_path, f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)  # written at the end of epoch 1
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+    resumed = run_command("mnist_cnn.train", f"resume={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert results(run_dir)["epochs"] == 2
+    assert results(run_dir) == results(reference_run)
+    assert_same_weights(run_dir, reference_run)
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() != ""  # the original record is kept
+    assert len(list((run_dir / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2  # the same folder, both processes
+    assert [event.step for event in events.Scalars("val/acc")] == [62, 125]  # one point per epoch, steps continue
+    steps = [event.step for event in events.Scalars("train/loss_step")]
+    assert steps == sorted(set(steps)) and steps[-1] >= 120
+
+
+def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_path):
+    result = run_command("mnist_cnn.train", f"resume={reference_run}", "model.dropout=0.5", cwd=tmp_path)
+    assert one_line_error(result).startswith("error: model.dropout cannot change when resuming (only trainer.max_epochs")
+
+
+def test_resume_checks_before_touching_the_run(hydra_conf, reference_run, tmp_path):
+    from hydra import compose
+
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.resume import resumed_config
+
+    extend = compose("config", [f"resume={reference_run}", "trainer.max_epochs=4", "trainer.accelerator=cpu"])
+    fresh = compose("config", [f"resume={tmp_path}"])
+    with pytest.raises(UserError, match="max_epochs cannot change when resuming this run: its OneCycleLR schedule"):
+        resumed_config(extend, ["trainer.max_epochs=4"])
+    resumed = resumed_config(extend, ["trainer.accelerator=cpu"])
+    assert resumed.trainer.accelerator == "cpu" and resumed.data.val_size == 200 and resumed.resume == str(reference_run.resolve())
+    with pytest.raises(UserError, match=f"resume={tmp_path.resolve()} has no checkpoints/last.ckpt"):
+        resumed_config(fresh, [])
+
+
+# 3. Signals
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_last_checkpoint_and_says_how_to_resume(stop_signal, mnist_1200, tmp_path):
+    run_dir = tmp_path / "stopped"
+    process = start_training(mnist_1200, tmp_path, f"hydra.run.dir={run_dir}")
+    wait_for(run_dir / "checkpoints" / "last.ckpt", process)  # epoch 1 is done: training is under way
+    process.send_signal(stop_signal)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"training stopped by a signal after saving {run_dir}/checkpoints/last.ckpt; continue with: python -m mnist_cnn.train resume={run_dir}"
+    )
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1 and 63 < checkpoint["global_step"] < 126  # saved inside the second epoch
+    if stop_signal == signal.SIGTERM:
+        resumed = run_command("mnist_cnn.train", f"resume={run_dir}", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert results(run_dir)["epochs"] == 2 and results(run_dir)["status"] == "ok"
+
+
+# 4. No run overwrites another
+
+
+def test_training_into_an_existing_run_is_refused_and_leaves_it_alone(reference_run, mnist_1200, tmp_path):
+    before = {path: path.stat().st_mtime_ns for path in reference_run.rglob("*") if path.is_file()}
+    result = train(mnist_1200, tmp_path, f"hydra.run.dir={reference_run}")
+    assert one_line_error(result) == f"error: {reference_run} already holds a run: continue it with resume={reference_run}, or choose a new hydra.run.dir"
+    assert {path: path.stat().st_mtime_ns for path in reference_run.rglob("*") if path.is_file()} == before
+
+
+# 5. Data files
+
+
+def test_truncated_idx_file_is_named_with_its_fix(tiny_mnist, tmp_path):
+    root = shutil.copytree(tiny_mnist, tmp_path / "data")
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    result = run_command("mnist_cnn.train", *quick_overrides(root), cwd=tmp_path)
+    assert one_line_error(result) == (
+        f"error: {images} is truncated or corrupt (5000 bytes, header says {16 + 600 * 28 * 28}): "
+        f"delete {images} and run again with data.download=true to fetch a fresh copy"
+    )
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_wrong_magic_number_is_refused_before_training(tiny_mnist, tmp_path):
+    from mnist_cnn.checks import check_config
+    from mnist_cnn.errors import UserError
+    from omegaconf import OmegaConf
+
+    root = shutil.copytree(tiny_mnist, tmp_path / "data")
+    labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(b"PK\x03\x04" + labels.read_bytes()[4:])
+    cfg = OmegaConf.create({"optim": {"lr": 0.1}, "model": {}, "data": {"root": str(root), "download": False, "batch_size": 8, "val_size": 10}, "trainer": {"max_epochs": 1}})
+    with pytest.raises(UserError, match=f"{labels} is not an MNIST IDX file \\(wrong magic number\\): delete {labels}"):
+        check_config(cfg)
+
+
+def test_parallel_first_downloads_take_turns(tiny_mnist, tmp_path, monkeypatch):
+    """Four jobs start on an empty root at once: one downloads, the others wait and reuse its files."""
+    from mnist_cnn import data
+
+    root, inside, calls = tmp_path / "data", [], []
+
+    def slow_download(root_arg: str, train: bool, download: bool):
+        inside.append(1)
+        calls.append(len(inside))  # how many downloads are running at once
+        time.sleep(0.2)
+        make_mnist_root(Path(root_arg), train=600)
+        inside.pop()
+
+    monkeypatch.setattr(data, "MNIST", slow_download)
+    jobs = [threading.Thread(target=data.download_once, args=(root,)) for _ in range(4)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert calls == [1]
+    assert data.is_complete(root)
+
+
+# 6. Unwritable output, failed checkpoint save
+
+
+def test_unwritable_run_directory_is_one_clear_line(tiny_mnist, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_command("mnist_cnn.train", *quick_overrides(tiny_mnist, f"hydra.run.dir={blocker}/run"), cwd=tmp_path)
+    assert one_line_error(result).startswith(f"error: cannot create the run directory {blocker}/run (Not a directory): set hydra.run.dir")
+
+
+def test_failed_checkpoint_save_keeps_the_earlier_checkpoint(tmp_path):
+    from mnist_cnn.checkpoint_io import AtomicCheckpointIO
+    from mnist_cnn.errors import UserError
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
+    with pytest.raises(UserError, match=f"could not save checkpoint {path} .*earlier checkpoints are intact"):
+        AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2), "unpicklable": lambda: None}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]
+
+
+# 7. Safe loading
+
+
+class Payload:
+    """Stands in for arbitrary code a tampered checkpoint could carry."""
+
+
+def test_resume_refuses_a_checkpoint_carrying_pickled_objects(reference_run, tmp_path):
+    run_dir = shutil.copytree(reference_run, tmp_path / "tampered")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    torch.save({**torch.load(last, weights_only=True), "payload": Payload()}, last)
+    result = run_command("mnist_cnn.train", f"resume={run_dir}", cwd=tmp_path)
+    assert one_line_error(result).startswith(f"error: {last} cannot be loaded safely (Weights only load failed")
+
+
+# 8. Any numeric override: a run or one line, never a traceback
+
+OVERRIDE_KEYS = ("optim.lr", "data.batch_size", "model.dropout", "trainer.max_epochs", "data.val_size")
+VALUES = st.one_of(
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["0", "-1", "nan", "inf", "1e400", "null", "true", "fast", "''", "[1,2]"]),
+    st.text(alphabet=string.ascii_letters, min_size=1, max_size=8),
+)
+OVERRIDES = st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3, unique_by=lambda pair: pair[0])
+
+
+@given(OVERRIDES)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_override_values_pass_the_checks_or_raise_one_line(hydra_conf, tiny_mnist, overrides):
+    from hydra import compose
+
+    from mnist_cnn.checks import check_config
+    from mnist_cnn.errors import UserError
+
+    cfg = compose("config", quick_overrides(tiny_mnist, *(f"{key}={value}" for key, value in overrides)))
+    try:
+        check_config(cfg)
+    except UserError as error:
+        assert "\n" not in str(error) and any(key in str(error) for key, _ in overrides)
+
+
+@given(OVERRIDES)
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_override_values_end_in_a_run_or_one_line_error(tiny_mnist, tmp_path_factory, overrides):
+    workdir = tmp_path_factory.mktemp("property")
+    result = run_command(
+        "mnist_cnn.train", *quick_overrides(tiny_mnist, "trainer=debug", *(f"{key}={value}" for key, value in overrides)), cwd=workdir
+    )
+    if result.returncode == 0:
+        assert list((workdir / "outputs" / "runs").glob("*/metrics.json"))
+    else:
+        assert one_line_error(result).startswith("error: ")
