@@ -84,3 +84,20 @@ def quick_overrides(data_root: Path, *extra: str) -> list[str]:
         "trainer.log_every_n_steps=5",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_mnist, tmp_path_factory) -> Path:
+    """A two-epoch run on the tiny data, shared by every test of a command that reads a run directory."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    result = run_command("mnist_cnn.train", *quick_overrides(tiny_mnist, f"hydra.run.dir={run_dir}"), cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+@pytest.fixture
+def real_world_digits() -> Path:
+    folder = SHARED_DATA / "real-world-digits"
+    if not (folder / "labels.csv").is_file():
+        pytest.skip(f"real-world digits not found at {folder} (the shared data folder beside the repo)")
+    return folder

@@ -1,0 +1,133 @@
+"""Read digits in real images: `python -m mnist_cnn.predict model=<run dir> inputs=<file, folder or glob>`.
+
+Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.preprocess) and classified
+by the run's best checkpoint. A file that cannot be read gets a one-line error and the others are
+still predicted; the exit status is 1 when any failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from PIL import Image
+
+from mnist_cnn.errors import UserError
+from mnist_cnn.images import read_image
+from mnist_cnn.inference import load_classifier, probabilities
+from mnist_cnn.preprocess import to_mnist
+
+USAGE = (
+    "usage: python -m mnist_cnn.predict model=<run dir or selected_model dir> inputs=<file, folder or glob> "
+    "[output=preds.csv] [save_preprocessed=<dir>]"
+)
+CSV_COLUMNS = ("path", "digit", "confidence", "top3")
+
+
+@dataclass
+class Prediction:
+    path: str
+    probabilities: np.ndarray
+
+    @property
+    def digit(self) -> int:
+        return int(self.probabilities.argmax())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max())
+
+    @property
+    def top3(self) -> str:
+        """The three likeliest digits with their probabilities, e.g. `7:0.981 1:0.012 2:0.003`."""
+        return " ".join(f"{digit}:{self.probabilities[digit]:.3f}" for digit in np.argsort(-self.probabilities)[:3])
+
+
+def find_inputs(pattern: str) -> list[Path]:
+    """A file, every image file in a folder (recursively), or the files matching a glob."""
+    path = Path(pattern)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        suffixes = set(Image.registered_extensions())
+        found = [file for file in path.rglob("*") if file.is_file() and file.suffix.lower() in suffixes]
+    else:
+        found = [Path(name) for name in glob.glob(pattern, recursive=True) if Path(name).is_file()]
+    if not found:
+        raise UserError(f"inputs={pattern} matches no image files: give a file, a folder of images or a glob")
+    return sorted(found)
+
+
+def save_digit(digit: np.ndarray, path: Path) -> None:
+    """The 28x28 view the model saw, as an 8-bit grayscale PNG."""
+    Image.fromarray(np.round(digit * 255).astype(np.uint8), mode="L").save(path)
+
+
+def preprocess_all(paths: list[Path], save_dir: Path | None) -> tuple[list[Path], np.ndarray, list[str]]:
+    """MNIST-style digits for the readable files, and one error line for each unreadable one."""
+    readable, digits, errors = [], [], []
+    for index, path in enumerate(paths):
+        try:
+            digit = to_mnist(read_image(path))
+        except UserError as error:
+            errors.append(f"error: {path}: {error}")
+            continue
+        if save_dir is not None:
+            save_digit(digit, save_dir / f"{index:04d}_{path.stem}.png")
+        readable.append(path)
+        digits.append(digit)
+    return readable, np.stack(digits) if digits else np.zeros((0, 28, 28), np.float32), errors
+
+
+def predict_files(model_dir: Path, paths: list[Path], save_dir: Path | None = None) -> tuple[list[Prediction], list[str]]:
+    """Predictions for every readable image and the error lines for the rest."""
+    classifier = load_classifier(model_dir)
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    readable, digits, errors = preprocess_all(paths, save_dir)
+    scores = probabilities(classifier, digits) if len(digits) else []
+    return [Prediction(str(path), row) for path, row in zip(readable, scores)], errors
+
+
+def write_csv(predictions: list[Prediction], path: Path) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows((p.path, p.digit, f"{p.confidence:.4f}", p.top3) for p in predictions)
+
+
+def print_table(predictions: list[Prediction]) -> None:
+    width = max([len("path"), *(len(p.path) for p in predictions)])
+    print(f"{'path':<{width}}  digit  confidence  top3")
+    for p in predictions:
+        print(f"{p.path:<{width}}  {p.digit:>5}  {p.confidence:>10.4f}  {p.top3}")
+
+
+def main(argv: list[str]) -> None:
+    args = OmegaConf.from_cli(argv)
+    if "model" not in args or "inputs" not in args:
+        sys.exit(USAGE)
+    save_dir = OmegaConf.select(args, "save_preprocessed")
+    output = OmegaConf.select(args, "output")
+    try:
+        predictions, errors = predict_files(
+            Path(str(args.model)), find_inputs(str(args.inputs)), Path(str(save_dir)) if save_dir else None
+        )
+    except UserError as error:
+        sys.exit(f"error: {error}")
+    print_table(predictions)
+    if output:
+        write_csv(predictions, Path(str(output)))
+    for line in errors:
+        print(line, file=sys.stderr)
+    if errors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

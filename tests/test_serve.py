@@ -1,0 +1,64 @@
+"""The web app's JSON API on good and bad uploads (Flask test client)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_images import encoded, on_uneven_paper, zero
+from mnist_cnn.serve import MAX_UPLOAD_BYTES, create_app
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    return create_app(trained_run).test_client()
+
+
+def upload(client, data: bytes, field: str = "image"):
+    return client.post("/predict", data={field: (io.BytesIO(data), "digit.png")}, content_type="multipart/form-data")
+
+
+def test_page_has_a_drawing_canvas_and_an_upload(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert b"<canvas" in page.data and b'type="file"' in page.data
+
+
+def test_predict_returns_digit_probabilities_and_the_28x28_view(client):
+    response = upload(client, encoded(on_uneven_paper(zero()), "JPEG"))
+    assert response.status_code == 200
+    result = response.get_json()
+    assert len(result["probabilities"]) == 10 and abs(sum(result["probabilities"]) - 1) < 1e-4
+    assert result["digit"] == int(np.argmax(result["probabilities"]))
+    assert result["confidence"] == max(result["probabilities"])
+    header, data = result["preprocessed"].split(",", 1)
+    assert header == "data:image/png;base64"
+    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (28, 28)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "message"),
+    [
+        (b"hello, I am text", 400, "not an image"),
+        (b"", 400, "empty"),
+        (encoded(zero())[:200], 400, "truncated"),
+        (encoded(Image.new("1", (8000, 8000))), 400, "too large to decode"),
+        (encoded(Image.new("L", (60, 60), 255)), 400, "no digit found"),
+        (b"0" * (MAX_UPLOAD_BYTES + 1), 413, "larger than"),
+    ],
+    ids=["not_image", "empty", "truncated", "bomb", "blank", "over_limit"],
+)
+def test_bad_uploads_get_4xx_with_a_message_and_the_app_keeps_serving(client, data, status, message):
+    response = upload(client, data)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+    assert upload(client, encoded(zero())).status_code == 200
+
+
+def test_missing_field_is_a_400(client):
+    response = upload(client, encoded(zero()), field="photo")
+    assert response.status_code == 400 and "'image'" in response.get_json()["error"]
