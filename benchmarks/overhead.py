@@ -1,0 +1,98 @@
+"""Our Lightning training loop against a plain PyTorch loop: same model, data, batch size, optimizer.
+
+Run from the repository root: `python -m benchmarks.overhead [--batches N] [data.root=...]`.
+Both loops train a fresh copy of the configured network on the same resident batches for the same
+number of steps; the Lightning side runs exactly as `mnist_cnn.train` builds it (loggers, checkpoint
+and progress callbacks, per-step metrics), with validation switched off so only training is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from benchmarks.common import DEFAULT_DATA, compose_config, stopwatch
+from mnist_cnn.data import MNISTDataModule
+from mnist_cnn.module import DigitClassifier
+from mnist_cnn.run import build_datamodule, build_trainer
+
+
+class TrainingTimer(pl.Callback):
+    """Times the training batches only, leaving out Trainer setup and teardown."""
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+def lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = build_trainer(cfg, Path(run_dir))
+        timer = TrainingTimer()
+        trainer.callbacks.append(timer)
+        trainer.fit(module, datamodule=datamodule)
+    return batches * cfg.data.batch_size / timer.seconds
+
+
+def plain_images_per_second(datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+    """The loop everyone writes by hand, with the module's own optimizer and schedule."""
+    network = module.network
+    optimizer = instantiate(module.hparams.optim)(network.parameters())
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=module.hparams.optim["lr"], total_steps=batches)
+    loader = datamodule.train_dataloader()
+    network.train()
+    with stopwatch() as timing:
+        for step, (images, labels) in enumerate(loader):
+            if step == batches:
+                break
+            loss = F.cross_entropy(module(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return batches * datamodule.batch_size / timing["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=400, help="training steps timed on each side")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each loop; the best is reported")
+    parser.add_argument("overrides", nargs="*", help="config overrides, as for mnist_cnn.train")
+    args = parser.parse_args()
+    cfg = compose_config(
+        f"data.root={DEFAULT_DATA}",
+        "data.download=false",
+        "trainer=cpu",
+        "trainer.max_epochs=1",
+        f"+trainer.limit_train_batches={args.batches}",
+        "+trainer.limit_val_batches=0",
+        *args.overrides,
+    )
+    pl.seed_everything(cfg.seed, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    template = DigitClassifier.from_config(cfg)
+    plain, ours = [], []
+    for _ in range(args.rounds):
+        # Alternate the two loops so that load from other processes hits both alike; keep the best.
+        plain.append(plain_images_per_second(datamodule, copy.deepcopy(template), args.batches))
+        ours.append(lightning_images_per_second(cfg, datamodule, copy.deepcopy(template), args.batches))
+    plain, ours = max(plain), max(ours)
+    print(f"model={cfg.model._target_.rsplit('.', 1)[-1]} batch_size={cfg.data.batch_size} steps={args.batches} best of {args.rounds} rounds, torch threads={torch.get_num_threads()}")
+    print(f"plain PyTorch loop   {plain:10.0f} images/s")
+    print(f"our Lightning loop   {ours:10.0f} images/s")
+    print(f"Lightning / plain    {ours / plain:10.3f}  ({(1 - ours / plain) * 100:+.1f}% slower; goal: at most 10%)")
+
+
+if __name__ == "__main__":
+    main()
