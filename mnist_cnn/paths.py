@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 
 def or_default(value: str | None, default: str) -> str:
-    """`${or_default:${resume},<new dir>}`: a resumed run's own directory, else a new one (oc.select keeps a null)."""
+    """`${or_default:${resume},<new dir>}`: a resumed run's own directory, else a new one (oc.select returns a null instead of its default)."""
     return default if value is None else value
 
 
