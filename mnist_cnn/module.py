@@ -52,7 +52,7 @@ class DigitClassifier(pl.LightningModule):
         self.memory_format = torch.channels_last if model.get("channels_last") else torch.contiguous_format
         self.train_loss, self.train_accuracy = MeanMetric(), MulticlassAccuracy(num_classes=10, average="micro")
         # ModuleDict keys must not shadow nn.Module attributes such as `train`.
-        self.accuracy = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(num_classes=10) for stage in ("val", "test")})
+        self.accuracy = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(num_classes=10, average="micro") for stage in ("val", "test")})
         self.diverged = False
 
     @classmethod

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_cnn.checks import check_sweep_strategy
+from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.reporting import METRICS_FILE, write_json
 from mnist_cnn.run import run
 
@@ -58,6 +59,8 @@ def run_sweep_job(cfg: DictConfig) -> float:
     try:
         check_sweep_strategy(cfg, str(HydraConfig.get().launcher.get("_target_", "")))
         return run(cfg)
+    except TrainingInterrupted:
+        raise  # a preempted or Ctrl+C'd sweep stops; its job resumes with resume=<job dir>
     except Exception as error:
         log.error("job failed: %s", first_line(error), exc_info=True)  # the whole traceback stays in the job's log
         record_failure(Path(HydraConfig.get().runtime.output_dir), error)
