@@ -16,6 +16,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.evaluation import evaluate
 from mnist_cnn.reporting import write_json
 from mnist_cnn.rundir import best_checkpoint, load_run_module
+from mnist_cnn.cli import parse_arguments
 
 USAGE = "usage: python -m mnist_cnn.evaluate run_dir=<run directory> [data.root=<MNIST root>]"
 
@@ -33,9 +34,7 @@ def evaluate_run(run_dir: Path, data_root: str | None = None) -> dict[str, float
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    if "run_dir" not in args:
-        sys.exit(USAGE)
+    args = parse_arguments(argv, ("run_dir",), USAGE)
     try:
         result = evaluate_run(Path(str(args.run_dir)), OmegaConf.select(args, "data.root"))
     except UserError as error:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.inference import PixelClassifier, load_classifier
+from mnist_cnn.cli import parse_arguments
 
 USAGE = "usage: python -m mnist_cnn.export run_dir=<run directory> format=onnx|torchscript [output=<file>]"
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -64,9 +65,7 @@ def export_run(run_dir: Path, format: str, output: Path | None = None) -> Path:
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    if "run_dir" not in args or "format" not in args:
-        sys.exit(USAGE)
+    args = parse_arguments(argv, ("run_dir", "format"), USAGE)
     output = OmegaConf.select(args, "output")
     try:
         path = export_run(Path(str(args.run_dir)), str(args.format), Path(str(output)) if output else None)

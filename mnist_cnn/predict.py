@@ -21,6 +21,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.images import read_image
 from mnist_cnn.inference import load_classifier, probabilities
 from mnist_cnn.preprocess import to_mnist
+from mnist_cnn.cli import parse_arguments
 
 USAGE = (
     "usage: python -m mnist_cnn.predict model=<run dir or selected_model dir> inputs=<file, folder or glob> "
@@ -109,9 +110,7 @@ def print_table(predictions: list[Prediction]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    if "model" not in args or "inputs" not in args:
-        sys.exit(USAGE)
+    args = parse_arguments(argv, ("model", "inputs"), USAGE)
     save_dir = OmegaConf.select(args, "save_preprocessed")
     output = OmegaConf.select(args, "output")
     try:

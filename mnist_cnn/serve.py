@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 from flask import Flask, jsonify, request
-from omegaconf import OmegaConf
 from PIL import Image
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +21,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.images import read_image
 from mnist_cnn.inference import load_classifier, probabilities
 from mnist_cnn.preprocess import to_mnist
+from mnist_cnn.cli import parse_arguments
 
 USAGE = "usage: python -m mnist_cnn.serve model=<run dir or selected_model dir> [host=127.0.0.1] [port=8000]"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a full-resolution phone photo fits; anything bigger is refused unread
@@ -71,9 +71,7 @@ def create_app(model_dir: Path) -> Flask:
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    if "model" not in args:
-        sys.exit(USAGE)
+    args = parse_arguments(argv, ("model",), USAGE)
     try:
         app = create_app(Path(str(args.model)))
     except UserError as error:
