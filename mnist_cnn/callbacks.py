@@ -26,10 +26,11 @@ class EpochLogLine(pl.Callback):
         self.started = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Validation ends before the training epoch does, so its train/* figures are not logged yet.
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        figures = "  ".join(f"{key} {metrics[key].item():.4f}" for key in ("train/loss_epoch", "val/loss", "val/acc") if key in metrics)
+        figures = "  ".join(f"{key} {metrics[key].item():.4f}" for key in ("val/loss", "val/acc") if key in metrics)
         elapsed = time.perf_counter() - self.started
         log.info("epoch %d/%d  %s  (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, figures, elapsed)
 

@@ -23,15 +23,22 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
         raise UserError(f"{key}={value} is invalid: allowed values are {allowed}")
 
 
+def require_positive_integer(cfg: DictConfig, key: str) -> None:
+    value = number(cfg, key)
+    require(value >= 1 and float(value).is_integer(), key, value, "an integer >= 1")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Raise UserError naming the first bad key and what it allows."""
     lr = number(cfg, "optim.lr")
     require(0 < lr < math.inf, "optim.lr", lr, "a finite number > 0")
-    batch_size = number(cfg, "data.batch_size")
-    require(batch_size >= 1 and float(batch_size).is_integer(), "data.batch_size", batch_size, "an integer >= 1")
+    require_positive_integer(cfg, "data.batch_size")
     if "dropout" in cfg.model:
         dropout = number(cfg, "model.dropout")
         require(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
+    for size in ("width", "convs_per_block"):
+        if size in cfg.model:
+            require_positive_integer(cfg, f"model.{size}")
     if has_mnist(cfg.data.root):
         check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
     val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)
@@ -41,8 +48,7 @@ def check_config(cfg: DictConfig) -> None:
         val_size,
         f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)",
     )
-    max_epochs = number(cfg, "trainer.max_epochs")
-    require(max_epochs >= 1 and float(max_epochs).is_integer(), "trainer.max_epochs", max_epochs, "an integer >= 1")
+    require_positive_integer(cfg, "trainer.max_epochs")
     if not cfg.data.download and not has_mnist(cfg.data.root):
         raise UserError(
             f"data.root={cfg.data.root} holds no MNIST and data.download=false: "

@@ -102,21 +102,31 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
+def conv_bn_block(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:
+    """`convs` conv-BatchNorm-ReLU layers, the first changing the channel count."""
+    layers = conv_bn_relu(in_channels, out_channels)
+    for _ in range(convs - 1):
+        layers += conv_bn_relu(out_channels, out_channels)
+    return layers
+
+
 class FastCNN(DigitNet):
     """About 30k parameters (16-32-64 channels with BatchNorm): 99% test accuracy in seconds on a CPU.
 
-    `width` sets the first block's channels (the next two double them): width=32 quadruples the
-    parameters and, with augmentation and more epochs, is the `experiment=best` recipe.
+    `width` sets the first block's channels (the next two double them). `convs_per_block` deepens
+    the second and third blocks only: at 14x14 and 7x7 an extra convolution costs a quarter and a
+    sixteenth of what it would at full resolution. Width 24 with two convolutions per block, plus
+    augmentation and more epochs, is the `experiment=best` recipe.
     """
 
-    def __init__(self, dropout: float = 0.1, num_classes: int = 10, width: int = 16):
+    def __init__(self, dropout: float = 0.1, num_classes: int = 10, width: int = 16, convs_per_block: int = 1):
         super().__init__(
             [
                 *conv_bn_relu(1, width),
                 nn.MaxPool2d(2),
-                *conv_bn_relu(width, 2 * width),
+                *conv_bn_block(width, 2 * width, convs_per_block),
                 nn.MaxPool2d(2),
-                *conv_bn_relu(2 * width, 4 * width),
+                *conv_bn_block(2 * width, 4 * width, convs_per_block),
                 nn.MaxPool2d(2),
                 nn.Flatten(),
                 nn.Dropout(dropout),

@@ -26,6 +26,17 @@ SCHEDULE_LENGTH_ARGUMENT = {
 }
 
 
+def schedule_length(settings: dict[str, Any], steps: int) -> int:
+    """The run's optimizer steps, one more where OneCycleLR's warm-up would last exactly one step.
+
+    OneCycleLR divides by (warm-up steps - 1), so e.g. pct_start 0.25 over 4 steps raises
+    ZeroDivisionError (tiny data under DDP gets there); a spare step the run never takes is harmless.
+    """
+    if settings["_target_"].endswith("OneCycleLR") and settings.get("pct_start", 0.3) * steps == 1:
+        return steps + 1
+    return steps
+
+
 # Model keys that say how to run the network rather than what it is.
 RUN_OPTIONS = ("compile", "channels_last")
 
@@ -116,6 +127,6 @@ class DigitClassifier(pl.LightningModule):
         interval = settings.pop("interval")
         length_argument = SCHEDULE_LENGTH_ARGUMENT.get(settings["_target_"])
         if length_argument:
-            settings[length_argument] = int(self.trainer.estimated_stepping_batches)
+            settings[length_argument] = schedule_length(settings, int(self.trainer.estimated_stepping_batches))
         scheduler = instantiate(settings, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

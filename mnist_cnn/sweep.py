@@ -46,9 +46,16 @@ def parallel_jobs(launcher: DictConfig) -> int:
     return effective_n_jobs(launcher.get("n_jobs") or 1)
 
 
+def threads_per_job(launcher: DictConfig) -> int:
+    """The launcher's `cpus_per_task` where it sets one (submitit), else an equal share of this machine's cores."""
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    return max(1, (os.cpu_count() or 1) // parallel_jobs(launcher))
+
+
 def share_cores() -> None:
-    """Give each of the parallel jobs its share of the cores, so they do not oversubscribe them."""
-    threads = max(1, (os.cpu_count() or 1) // parallel_jobs(HydraConfig.get().launcher))
+    """Cap each job's torch threads, so that jobs running side by side do not oversubscribe the cores."""
+    threads = threads_per_job(HydraConfig.get().launcher)
     torch.set_num_threads(threads)
     log.info("torch threads for this job: %d", threads)
 

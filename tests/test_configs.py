@@ -61,6 +61,18 @@ def test_optimizer_and_scheduler_options_build(optim, scheduler, tmp_path):
         assert type(configured["lr_scheduler"]["scheduler"]).__module__ == "torch.optim.lr_scheduler"
 
 
+def test_one_cycle_runs_when_its_warm_up_is_a_single_step(tmp_path):
+    cfg = compose_with("scheduler=onecycle", "scheduler.pct_start=0.25", "trainer=cpu")
+    module = DigitClassifier.from_config(cfg)
+    module.trainer = build_trainer(cfg, tmp_path)
+    with patch.object(type(module.trainer), "estimated_stepping_batches", new_callable=PropertyMock, return_value=4):
+        configured = module.configure_optimizers()
+    for _ in range(4):  # torch's OneCycleLR alone raises ZeroDivisionError here
+        configured["optimizer"].step()
+        configured["lr_scheduler"]["scheduler"].step()
+    assert configured["lr_scheduler"]["scheduler"].total_steps == 5
+
+
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_options_build_a_trainer(option, tmp_path):
     cfg = compose_with(f"trainer={option}")

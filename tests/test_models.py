@@ -41,6 +41,14 @@ def test_fast_model_is_about_30k_parameters_and_cnn3_is_deepest():
     assert max(conv_layers, key=conv_layers.get) is CNN3
 
 
+def test_fast_model_deepens_only_its_smaller_blocks():
+    deep, shallow = FastCNN(width=24, convs_per_block=2), FastCNN(width=24)
+    assert deep(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert count_parameters(deep) - count_parameters(shallow) == conv(48, 48, False) + 96 + conv(96, 96, False) + 192
+    convs = [m for m in deep.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.in_channels for c in convs] == [1, 24, 48, 48, 96]
+
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_dropout_rate_is_configurable(architecture):
     rates = {m.p for m in architecture(dropout=0.7).modules() if isinstance(m, nn.Dropout)}

@@ -104,6 +104,17 @@ def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tiny_mnist, tm
         assert f"torch threads for this job: {expected_threads}" in (sweep_dir / row["job"] / "train.log").read_text()
 
 
+def test_submitit_local_runs_each_job_in_its_own_process_with_its_cpus(tiny_mnist, tmp_path):
+    launcher = ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"]
+    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, *launcher, "optim.lr=0.003,0.01"))
+    rows = read_summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2  # submitit ran and returned both jobs
+    for row in rows:
+        assert "torch threads for this job: 1" in (sweep_dir / row["job"] / "train.log").read_text()
+    assert evaluate_run(sweep_dir / "selected_model")["test/acc"] == job_metrics(sweep_dir, next(r for r in rows if r["best"] == "yes"))["test/acc"]
+
+
 def test_optuna_search_returns_validation_accuracy_as_its_objective(tiny_mnist, tmp_path):
     sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "hparams_search=optuna", "hydra.sweeper.n_trials=2"))
     rows = read_summary(sweep_dir)

@@ -80,6 +80,7 @@ def test_runs_never_share_a_directory(tiny_mnist, tmp_path):
         ("model.dropout=1.0", "model.dropout=1.0 is invalid: allowed values are a number in [0, 1)"),
         ("model.dropout=-0.2", "model.dropout=-0.2 is invalid"),
         ("data.val_size=600", "data.val_size=600 is invalid: allowed values are an integer from 1 to 599"),
+        ("model.width=0", "model.width=0 is invalid: allowed values are an integer >= 1"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: allowed values are an integer >= 1"),
         ("optim.lr=fast", "optim.lr='fast' is not a number"),
     ],
