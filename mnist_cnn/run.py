@@ -132,10 +132,10 @@ def run(cfg: DictConfig) -> float:
     datamodule.setup()
     metrics: dict[str, Any] = {
         **final_metrics(module, datamodule),
-        "epochs": trainer.current_epoch,
+        "epochs": int(trainer.callback_metrics.get("epochs", trainer.current_epoch)),
         "params": count_parameters(module.network),
         "wall_time_s": round(time.perf_counter() - started, 2),
-        "status": "diverged" if module.diverged else "ok",
+        "status": "diverged" if "diverged" in trainer.callback_metrics else "ok",
         "seed": cfg.seed,
         "best_checkpoint": str(Path(best_checkpoint).relative_to(run_dir)) if best_checkpoint else None,
     }

@@ -68,11 +68,13 @@ def test_two_ranks_get_disjoint_covering_shards_with_equal_batch_counts(num_rows
     assert max(len(batch) for rank in ranks for batch in rank.batches()) <= 16
 
 
-def test_training_with_simulated_ddp_completes(tiny_mnist, tmp_path):
-    overrides = quick_overrides(tiny_mnist, "trainer=ddp_sim", "trainer.max_epochs=1", "logger=csv")
+@pytest.mark.parametrize("optimizer, status, epochs", [("optim.lr=0.003", "ok", 2), ("optim=sgd optim.lr=1e20", "diverged", 1)])
+def test_training_with_simulated_ddp_reports_from_the_spawned_workers(optimizer, status, epochs, tiny_mnist, tmp_path):
+    overrides = quick_overrides(tiny_mnist, "trainer=ddp_sim", "logger=csv", *optimizer.split())
     result = run_command("mnist_cnn.train", *overrides, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["status"] == "ok" and 0.0 <= metrics["test/acc"] <= 1.0
-    assert list((run_dir / "checkpoints").glob("best-*.ckpt"))
+    # status and epochs are counted in the spawned workers, where the training happened
+    assert metrics["status"] == status and metrics["epochs"] == epochs and 0.0 <= metrics["test/acc"] <= 1.0
+    assert list((run_dir / "checkpoints").glob("*.ckpt"))
