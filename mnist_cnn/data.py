@@ -106,7 +106,8 @@ def load_split(root: str | Path, train: bool, download: bool) -> tuple[Tensor, T
 
 def normalize(images: Tensor, mean: float, std: float) -> Tensor:
     """uint8 (N, 28, 28) to float (N, 1, 28, 28), scaled to [0, 1] then standardized."""
-    return ((images.float() / 255.0 - mean) / std).unsqueeze(1).contiguous()
+    # In place: each temporary of the 55k training images is a fresh 170 MB to page in.
+    return images.float().div_(255.0).sub_(mean).div_(std).unsqueeze(1).contiguous()
 
 
 class ShardedPermutation:
@@ -176,7 +177,7 @@ class MNISTDataModule(pl.LightningDataModule):
         root: str,
         download: bool = True,
         batch_size: int = 64,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = 250,
         val_size: int = 5000,
         mean: float = MNIST_MEAN,
         std: float = MNIST_STD,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 
 @torch.inference_mode()
-def evaluate(network: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> dict[str, float]:
+def evaluate(network: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 250) -> dict[str, float]:
     """{"acc": fraction correct, "loss": mean cross-entropy}, with the network in eval mode."""
     was_training = network.training
     network.eval()
