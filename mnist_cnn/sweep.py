@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_cnn.checks import check_sweep_strategy
-from mnist_cnn.errors import TrainingInterrupted
+from mnist_cnn.errors import TrainingInterrupted, first_line
 from mnist_cnn.reporting import METRICS_FILE, write_json
 from mnist_cnn.run import run
 
@@ -28,13 +28,13 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+def named_first_line(error: BaseException) -> str:
+    """`UserError: optim.lr=0 is invalid ...`: a summary row has no traceback to say what raised."""
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
 
 
 def record_failure(run_dir: Path, error: BaseException) -> None:
-    write_json(run_dir / METRICS_FILE, {"status": "failed", "error": first_line(error)})
+    write_json(run_dir / METRICS_FILE, {"status": "failed", "error": named_first_line(error)})
 
 
 def parallel_jobs(launcher: DictConfig) -> int:
@@ -69,6 +69,6 @@ def run_sweep_job(cfg: DictConfig) -> float:
     except TrainingInterrupted:
         raise  # a preempted or Ctrl+C'd sweep stops; its job resumes with resume=<job dir>
     except Exception as error:
-        log.error("job failed: %s", first_line(error), exc_info=True)  # the whole traceback stays in the job's log
+        log.error("job failed: %s", named_first_line(error), exc_info=True)  # the whole traceback stays in the job's log
         record_failure(Path(HydraConfig.get().runtime.output_dir), error)
         return math.nan
