@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from benchmarks.common import DEFAULT_DATA, REPO
 from mnist_cnn.images import read_image
 from mnist_cnn.inference import load_classifier, probabilities
 from mnist_cnn.preprocess import plain_resize, to_mnist
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPES = {"default": [], "wild": ["experiment=wild"]}
 VIEWS = {"resize": plain_resize, "preprocess": to_mnist}
 
@@ -59,7 +59,7 @@ def print_table(columns: dict[str, dict[str, float]], counts: dict[str, int]) ->
 
 def main(argv: list[str]) -> None:
     args = OmegaConf.from_cli(argv)
-    data_root = str(args.get("data_root", REPO.parent / "shared" / "data"))
+    data_root = str(args.get("data_root", DEFAULT_DATA))
     grays, labels, sources = load_labelled(Path(data_root) / "real-world-digits")
     views = {view: np.stack([prepare(gray) for gray in grays]) for view, prepare in VIEWS.items()}
     columns = {}
