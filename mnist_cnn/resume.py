@@ -31,8 +31,13 @@ RESUMABLE_KEYS = (
 )
 
 
+def last_checkpoint_path(run_dir: Path) -> Path:
+    """Where a run keeps the checkpoint it resumes from, whether or not it is there yet."""
+    return run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
 def last_checkpoint(run_dir: Path) -> Path:
-    path = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
+    path = last_checkpoint_path(run_dir)
     if not path.is_file():
         raise UserError(f"resume={run_dir} has no {CHECKPOINT_DIR}/{LAST_CHECKPOINT} to continue from: pass a run directory that trained at least one epoch")
     return path

@@ -29,7 +29,7 @@ from mnist_cnn.evaluation import evaluate
 from mnist_cnn.models import count_parameters
 from mnist_cnn.module import DigitClassifier
 from mnist_cnn.reporting import METRICS_FILE, flat_hparams, log_final_results, write_json
-from mnist_cnn.resume import LAST_CHECKPOINT, check_run_dir, last_checkpoint, resumed_config
+from mnist_cnn.resume import check_run_dir, last_checkpoint, last_checkpoint_path, resumed_config
 from mnist_cnn.rundir import CHECKPOINT_DIR, CONFIG_FILE, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,13 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
         ),
         LearningRateMonitor(**settings.lr_monitor),
         RandomState(),
-        CheckpointOnInterrupt(run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT),
+        CheckpointOnInterrupt(last_checkpoint_path(run_dir)),
     ]
     if settings.checkpoint.save_last:
         # Lightning's save_last rewrites last.ckpt only in epochs that save a best checkpoint, so a
         # crash would lose every epoch since the last improvement: write it after every epoch.
-        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / CHECKPOINT_DIR), filename=Path(LAST_CHECKPOINT).stem, enable_version_counter=False))
+        last = last_checkpoint_path(run_dir)
+        callbacks.append(ModelCheckpoint(dirpath=str(last.parent), filename=last.stem, enable_version_counter=False))
     show_bar = settings.progress == "bar" or (settings.progress == "auto" and sys.stderr.isatty())
     callbacks.append(TQDMProgressBar() if show_bar else EpochLogLine())
     return callbacks
@@ -123,8 +124,7 @@ def run(cfg: DictConfig) -> float:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException as stop:
-        saved = run_dir / CHECKPOINT_DIR / LAST_CHECKPOINT
-        raise TrainingInterrupted(f"training stopped by a signal after saving {saved}; continue with: python -m mnist_cnn.train resume={run_dir}") from stop
+        raise TrainingInterrupted(f"training stopped by a signal after saving {last_checkpoint_path(run_dir)}; continue with: python -m mnist_cnn.train resume={run_dir}") from stop
     if not trainer.is_global_zero:
         return 0.0
 
