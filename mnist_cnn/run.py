@@ -39,13 +39,19 @@ def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
     return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
-    """One logger per key of the `logger` group, each writing under <run dir>/<kind>."""
+def build_loggers(cfg: DictConfig, run_dir: Path, resume_step: int | None = None) -> list[Logger]:
+    """One logger per key of the `logger` group, each writing under <run dir>/<kind>.
+
+    A resumed run hides the TensorBoard points its killed predecessor wrote after `resume_step`
+    (purge_step), so the curves continue from the checkpoint without doubled steps.
+    """
     kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
-    return [
-        kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings)
-        for kind, settings in OmegaConf.to_container(cfg.logger, resolve=True).items()
-    ]
+    loggers: list[Logger] = []
+    for kind, settings in OmegaConf.to_container(cfg.logger, resolve=True).items():
+        if kind == "tensorboard" and resume_step is not None:
+            settings["purge_step"] = resume_step
+        loggers.append(kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings))
+    return loggers
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
@@ -72,12 +78,12 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None = None) -> pl.Trainer:
     callbacks = build_callbacks(cfg, run_dir)
     return pl.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         default_root_dir=str(run_dir),
-        logger=build_loggers(cfg, run_dir),
+        logger=build_loggers(cfg, run_dir, resume_step),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=isinstance(callbacks[-1], TQDMProgressBar),
@@ -113,14 +119,14 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_run_dir(run_dir, cfg.resume)
     resume_from = last_checkpoint(run_dir) if cfg.resume else None
-    if resume_from:
-        load_checkpoint(resume_from)  # refuses pickled objects with one clear line before Lightning loads it
+    # Loading it here also refuses pickled objects with one clear line before Lightning loads it.
+    resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
     OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
     module = DigitClassifier.from_config(cfg)
-    trainer = build_trainer(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, resume_step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     except SIGTERMException as stop:

@@ -139,6 +139,27 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result_as_an_uninterrupted_run
     assert steps == sorted(set(steps)) and steps[-1] >= 120
 
 
+def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(hydra_conf, tmp_path):
+    """A killed run may flush a few steps past its last checkpoint; the resumed run logs them again."""
+    from hydra import compose
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mnist_cnn.run import build_loggers
+
+    cfg = compose("config", ["logger=tensorboard"])
+    for resume_step, steps in ((None, range(0, 8)), (5, range(5, 10))):
+        (logger,) = build_loggers(cfg, tmp_path, resume_step)
+        for step in steps:
+            logger.log_metrics({"train/loss_step": float(resume_step is None)}, step=step)
+        logger.finalize("success")
+        time.sleep(1.1)  # event files are named by the second they were opened
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    points = [(event.step, event.value) for event in events.Scalars("train/loss_step")]
+    assert points == [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
+
+
 def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_path):
     result = run_command("mnist_cnn.train", f"resume={reference_run}", "model.dropout=0.5", cwd=tmp_path)
     assert one_line_error(result).startswith("error: model.dropout cannot change when resuming (only trainer.max_epochs")
