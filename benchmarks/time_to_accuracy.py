@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--quick", type=int, default=0, metavar="N", help="cap the reference at N epochs and extrapolate")
     parser.add_argument("--reference-epoch", type=int, default=5, help="epoch assumed for 99.0%% when --quick stops short")
     args = parser.parse_args()
+    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (torch default: one thread per core)')}, for both", flush=True)
     ours, accuracy = time_ours(args.data)
     print(f"ours: experiment=fast  test acc {accuracy:.4f}  {ours:.1f} s from launch to exit", flush=True)
     epochs = time_reference(args.data, args.quick or 30)
