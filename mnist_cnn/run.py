@@ -30,7 +30,7 @@ from mnist_cnn.models import count_parameters
 from mnist_cnn.module import DigitClassifier
 from mnist_cnn.reporting import METRICS_FILE, flat_hparams, log_final_results, write_json
 from mnist_cnn.resume import check_run_dir, last_checkpoint, last_checkpoint_path, resumed_config
-from mnist_cnn.rundir import CHECKPOINT_DIR, CONFIG_FILE, load_checkpoint
+from mnist_cnn.rundir import CHECKPOINT_DIR, CONFIG_FILE, load_weights
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def load_best_weights(module: DigitClassifier, trainer: pl.Trainer) -> str:
     """Swap in the best checkpoint's weights; without one (fast_dev_run), keep the last weights."""
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if best:
-        module.load_state_dict(load_checkpoint(Path(best))["state_dict"])
+        load_weights(module, Path(best))
     return best
 
 
@@ -119,13 +119,13 @@ def run(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     check_run_dir(run_dir, cfg.resume)
     resume_from = last_checkpoint(run_dir) if cfg.resume else None
-    # Loading it here also refuses pickled objects with one clear line before Lightning loads it.
-    resume_step = load_checkpoint(resume_from)["global_step"] if resume_from else None
-    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
     module = DigitClassifier.from_config(cfg)
+    # Loading it here first refuses pickled objects or weights of another layout with one clear line.
+    resume_step = load_weights(module, resume_from)["global_step"] if resume_from else None
+    OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
     trainer = build_trainer(cfg, run_dir, resume_step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)

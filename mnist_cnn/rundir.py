@@ -46,9 +46,31 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(f"{path} cannot be loaded safely ({first_line(error)}): use a checkpoint written by mnist_cnn.train") from error
 
 
+def load_weights(module: DigitClassifier, path: Path) -> dict:
+    """Load a checkpoint's weights into the module its run's config builds; returns the checkpoint.
+
+    A checkpoint from an older layout of the same architecture (FastCNN once pooled after ReLU)
+    fails here with one line instead of torch's list of missing and unexpected keys.
+    """
+    checkpoint = load_checkpoint(path)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
+        raise UserError(f"{path} does not fit the {model} its run's config.yaml describes ({state_dict_problem(error)}): it was written by an older mnist_cnn; train the run again") from error
+    return checkpoint
+
+
+def state_dict_problem(error: RuntimeError, limit: int = 120) -> str:
+    """The first missing, unexpected or mis-shaped weight from torch's multi-line load_state_dict error."""
+    details = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    problem = details[0] if details else first_line(error)
+    return problem if len(problem) <= limit else problem[: limit - 3] + "..."
+
+
 def load_run_module(run_dir: Path) -> tuple[DictConfig, DigitClassifier]:
     """The run's config and its module with the best weights, in eval mode on the CPU."""
     cfg = load_run_config(run_dir)
     module = DigitClassifier.from_config(cfg)
-    module.load_state_dict(load_checkpoint(best_checkpoint(run_dir))["state_dict"])
+    load_weights(module, best_checkpoint(run_dir))
     return cfg, module.eval()

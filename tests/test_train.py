@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,19 @@ def test_checkpoints_hold_plain_hyperparameters_and_load_weights_only(finished_r
     for checkpoint in (finished_run / "checkpoints").glob("*.ckpt"):
         loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
         assert loaded["hyper_parameters"]["model"]["_target_"] == "mnist_cnn.models.FastCNN"
+
+
+def test_weights_of_an_older_layout_fail_with_one_line(finished_run, tmp_path):
+    """FastCNN once pooled after ReLU: its BatchNorm weights sat one layer earlier."""
+    run_dir = shutil.copytree(finished_run, tmp_path / "older")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    best = run_dir / metrics["best_checkpoint"]
+    checkpoint = torch.load(best, weights_only=True)
+    checkpoint["state_dict"] = {name.replace("layers.2.", "layers.1."): value for name, value in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, best)
+    result = run_command("mnist_cnn.evaluate", f"run_dir={run_dir}", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {best} does not fit the FastCNN its run's config.yaml describes")
 
 
 def test_runs_never_share_a_directory(tiny_mnist, tmp_path):
