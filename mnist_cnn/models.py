@@ -113,12 +113,10 @@ def conv_bn_relu(in_channels: int, out_channels: int, pool: bool = False) -> lis
 
 def pooled_block(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:
     """`convs` conv-BatchNorm-ReLU layers, the first changing the channel count, the last pooling."""
-    channels = [in_channels] + [out_channels] * convs
-    return [
-        layer
-        for index in range(convs)
-        for layer in conv_bn_relu(channels[index], out_channels, pool=index == convs - 1)
-    ]
+    layers = []
+    for index in range(convs):
+        layers += conv_bn_relu(in_channels if index == 0 else out_channels, out_channels, pool=index == convs - 1)
+    return layers
 
 
 class FastCNN(DigitNet):
