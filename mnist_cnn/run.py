@@ -42,7 +42,7 @@ def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
 def build_loggers(cfg: DictConfig, run_dir: Path, resume_step: int | None = None) -> list[Logger]:
     """One logger per key of the `logger` group, each writing under <run dir>/<kind>.
 
-    A resumed run hides the TensorBoard points its killed predecessor wrote after `resume_step`
+    A resumed run hides the TensorBoard points its killed predecessor wrote from `resume_step` on
     (purge_step), so the curves continue from the checkpoint without doubled steps.
     """
     kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
