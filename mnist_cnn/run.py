@@ -6,6 +6,7 @@ the TensorBoard events and `metrics.json`. Downstream commands read only that di
 
 from __future__ import annotations
 
+import csv
 import logging
 import sys
 import time
@@ -18,6 +19,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mnist_cnn.callbacks import CheckpointOnInterrupt, EpochLogLine, RandomState
@@ -43,7 +45,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume_step: int | None = None
     """One logger per key of the `logger` group, each writing under <run dir>/<kind>.
 
     A resumed run hides the TensorBoard points its killed predecessor wrote from `resume_step` on
-    (purge_step), so the curves continue from the checkpoint without doubled steps.
+    (purge_step), and keeps only the CSV rows from before that step, so the curves continue from
+    the checkpoint without doubled steps.
     """
     kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
     loggers: list[Logger] = []
@@ -51,7 +54,23 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume_step: int | None = None
         if kind == "tensorboard" and resume_step is not None:
             settings["purge_step"] = resume_step
         loggers.append(kinds[kind](save_dir=str(run_dir), name=kind, version="", **settings))
+        if kind == "csv" and resume_step is not None:
+            keep_csv_rows_before(loggers[-1], resume_step)
     return loggers
+
+
+@rank_zero_only  # the one process that writes the file
+def keep_csv_rows_before(logger: CSVLogger, step: int) -> None:
+    """Write the earlier run's rows from before `step` back: Lightning's CSVLogger deletes metrics.csv when it starts."""
+    path = Path(logger.log_dir) / "metrics.csv"
+    if not path.is_file():
+        return
+    with path.open(newline="") as file:
+        rows = [row for row in csv.DictReader(file) if int(row["step"]) < step]
+    writer = logger.experiment  # deletes the file
+    for row in rows:
+        writer.log_metrics({key: value for key, value in row.items() if value and key != "step"}, step=int(row["step"]))  # the text as written
+    logger.save()
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:

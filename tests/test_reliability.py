@@ -160,6 +160,26 @@ def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(
     assert points == [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
 
 
+def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(hydra_conf, tmp_path):
+    """Lightning's CSVLogger deletes an existing metrics.csv; a resumed run must keep the finished epochs' rows."""
+    import csv
+
+    from hydra import compose
+
+    from mnist_cnn.run import build_loggers
+
+    cfg = compose("config", ["logger=csv"])
+    for resume_step, steps in ((None, range(0, 8)), (5, range(5, 10))):
+        (logger,) = build_loggers(cfg, tmp_path, resume_step)
+        for step in steps:
+            logger.log_metrics({"train/loss_step": float(resume_step is None)}, step=step)
+        logger.finalize("success")
+
+    with (tmp_path / "csv" / "metrics.csv").open(newline="") as file:
+        points = [(int(row["step"]), float(row["train/loss_step"])) for row in csv.DictReader(file)]
+    assert points == [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
+
+
 def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_path):
     result = run_command("mnist_cnn.train", f"resume={reference_run}", "model.dropout=0.5", cwd=tmp_path)
     assert one_line_error(result).startswith("error: model.dropout cannot change when resuming (only trainer.max_epochs")
