@@ -9,14 +9,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from mnist_cnn.startup import long_lived_imports
 
-from mnist_cnn.data import MNISTDataModule
-from mnist_cnn.errors import UserError
-from mnist_cnn.evaluation import evaluate
-from mnist_cnn.reporting import write_json
-from mnist_cnn.rundir import best_checkpoint, load_run_module
-from mnist_cnn.cli import parse_arguments
+with long_lived_imports():
+    from omegaconf import OmegaConf
+
+    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.data import MNISTDataModule
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.evaluation import evaluate
+    from mnist_cnn.reporting import write_json
+    from mnist_cnn.rundir import best_checkpoint, load_run_module
 
 USAGE = "usage: python -m mnist_cnn.evaluate run_dir=<run directory> [data.root=<MNIST root>]"
 

@@ -11,12 +11,15 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
-from omegaconf import OmegaConf
+from mnist_cnn.startup import long_lived_imports
 
-from mnist_cnn.errors import UserError
-from mnist_cnn.inference import PixelClassifier, load_classifier
-from mnist_cnn.cli import parse_arguments
+with long_lived_imports():
+    import torch
+    from omegaconf import OmegaConf
+
+    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.inference import PixelClassifier, load_classifier
 
 USAGE = "usage: python -m mnist_cnn.export run_dir=<run directory> format=onnx|torchscript [output=<file>]"
 FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}

@@ -13,15 +13,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from omegaconf import OmegaConf
-from PIL import Image
+from mnist_cnn.startup import long_lived_imports
 
-from mnist_cnn.errors import UserError
-from mnist_cnn.images import read_image
-from mnist_cnn.inference import load_classifier, probabilities
-from mnist_cnn.preprocess import to_mnist
-from mnist_cnn.cli import parse_arguments
+with long_lived_imports():
+    import numpy as np
+    from omegaconf import OmegaConf
+    from PIL import Image
+
+    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.images import read_image
+    from mnist_cnn.inference import load_classifier, probabilities
+    from mnist_cnn.preprocess import to_mnist
 
 USAGE = (
     "usage: python -m mnist_cnn.predict model=<run dir or selected_model dir> inputs=<file, folder or glob> "

@@ -9,9 +9,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mnist_cnn.errors import UserError
-from mnist_cnn.plots import plot_accuracy_by_learning_rate, plot_training_curves
-from mnist_cnn.summary import job_dirs, summarize
+from mnist_cnn.startup import long_lived_imports
+
+with long_lived_imports():
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.plots import plot_accuracy_by_learning_rate, plot_training_curves
+    from mnist_cnn.summary import job_dirs, summarize
 
 USAGE = "usage: python -m mnist_cnn.report <sweep directory, e.g. outputs/sweeps/...>"
 CURVES_OF_BEST = 3  # how many of the best jobs get their training curves drawn

@@ -13,15 +13,18 @@ import io
 import sys
 from pathlib import Path
 
-from flask import Flask, jsonify, request
-from PIL import Image
-from werkzeug.exceptions import HTTPException
+from mnist_cnn.startup import long_lived_imports
 
-from mnist_cnn.errors import UserError
-from mnist_cnn.images import read_image
-from mnist_cnn.inference import load_classifier, probabilities
-from mnist_cnn.preprocess import to_mnist
-from mnist_cnn.cli import parse_arguments
+with long_lived_imports():
+    from flask import Flask, jsonify, request
+    from PIL import Image
+    from werkzeug.exceptions import HTTPException
+
+    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.errors import UserError
+    from mnist_cnn.images import read_image
+    from mnist_cnn.inference import load_classifier, probabilities
+    from mnist_cnn.preprocess import to_mnist
 
 USAGE = "usage: python -m mnist_cnn.serve model=<run dir or selected_model dir> [host=127.0.0.1] [port=8000]"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a full-resolution phone photo fits; anything bigger is refused unread

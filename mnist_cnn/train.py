@@ -2,13 +2,16 @@
 
 import sys
 
-import hydra
-from omegaconf import DictConfig
+from mnist_cnn.startup import long_lived_imports
 
-from mnist_cnn.errors import TrainingInterrupted, UserError
-from mnist_cnn.paths import register_resolvers
-from mnist_cnn.run import run
-from mnist_cnn.sweep import in_multirun, run_sweep_job
+with long_lived_imports():
+    import hydra
+    from omegaconf import DictConfig
+
+    from mnist_cnn.errors import TrainingInterrupted, UserError
+    from mnist_cnn.paths import register_resolvers
+    from mnist_cnn.run import run
+    from mnist_cnn.sweep import in_multirun, run_sweep_job
 
 register_resolvers()
 
