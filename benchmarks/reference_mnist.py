@@ -1,13 +1,17 @@
 """A reference written after pytorch/examples' mnist/main.py: its Net, Adadelta (lr 1.0), StepLR (gamma 0.7),
 batch 64, torchvision's MNIST + ToTensor + Normalize DataLoader, a test pass after every epoch.
 
-`python -m benchmarks.reference_mnist ROOT EPOCHS` prints one line per epoch:
+Like pytorch/examples on a CPU, it does not shuffle the training set: that script turns shuffling on
+only with an accelerator (`--shuffle` does too). It leaves out the example's progress print every
+10 batches.
+
+`python -m benchmarks.reference_mnist ROOT EPOCHS [--shuffle]` prints one line per epoch:
 `epoch <n> test_acc <fraction>`, flushed, so a caller can time when 99% is reached.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 import torch.nn.functional as F
@@ -43,10 +47,10 @@ def test_accuracy(model: nn.Module, loader: DataLoader) -> float:
     return correct / len(loader.dataset)
 
 
-def main(root: str, epochs: int) -> None:
+def main(root: str, epochs: int, shuffle: bool) -> None:
     torch.manual_seed(1)
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    train_loader = DataLoader(datasets.MNIST(root, train=True, transform=transform), batch_size=64, shuffle=True)
+    train_loader = DataLoader(datasets.MNIST(root, train=True, transform=transform), batch_size=64, shuffle=shuffle)
     test_loader = DataLoader(datasets.MNIST(root, train=False, transform=transform), batch_size=1000)
     model = Net()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
@@ -62,4 +66,9 @@ def main(root: str, epochs: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", help="MNIST root in torchvision's layout")
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the training set, as pytorch/examples does on a GPU")
+    args = parser.parse_args()
+    main(args.root, args.epochs, args.shuffle)
