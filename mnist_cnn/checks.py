@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.data import check_raw_files, has_mnist, train_set_size
 from mnist_cnn.errors import UserError
+from mnist_cnn.models import STEMS
 
 
 def number(cfg: DictConfig, key: str) -> float:
@@ -39,6 +40,8 @@ def check_config(cfg: DictConfig) -> None:
     for size in ("width", "convs_per_block"):
         if size in cfg.model:
             require_positive_integer(cfg, f"model.{size}")
+    if "stem" in cfg.model:
+        require(cfg.model.stem in STEMS, "model.stem", cfg.model.stem, " or ".join(STEMS))
     if has_mnist(cfg.data.root):
         check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
     val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)

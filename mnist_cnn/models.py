@@ -119,19 +119,37 @@ def pooled_block(in_channels: int, out_channels: int, convs: int) -> list[nn.Mod
     return layers
 
 
+STEMS = ("pool", "strided")
+
+
+def first_block(stem: str, out_channels: int) -> list[nn.Module]:
+    """The first block, the only one at full resolution, where a CPU spends most of a step.
+
+    `pool`: a 3x3 convolution, then max-pooling, BatchNorm and ReLU, like the later blocks.
+    `strided`: a 5x5 convolution with stride 2 straight to 14x14, BatchNorm and ReLU; it skips the
+    full-resolution activations, for about 25% more training and evaluation images/s on a CPU and
+    the same one-epoch accuracy (experiment=fast).
+    """
+    if stem == "pool":
+        return pooled_block(1, out_channels, 1)
+    if stem == "strided":
+        return [nn.Conv2d(1, out_channels, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    raise ValueError(f"stem={stem!r}: allowed values are {', '.join(STEMS)}")
+
+
 class FastCNN(DigitNet):
     """About 30k parameters (16-32-64 channels with BatchNorm): 99% test accuracy in seconds on a CPU.
 
     `width` sets the first block's channels (the next two double them). `convs_per_block` deepens
     the second and third blocks only: at 14x14 and 7x7 an extra convolution costs a quarter and a
     sixteenth of what it would at full resolution. Width 24 with two convolutions per block, plus
-    augmentation and more epochs, is the `experiment=best` recipe.
+    augmentation and more epochs, is the `experiment=best` recipe. `stem` picks the first block.
     """
 
-    def __init__(self, dropout: float = 0.1, num_classes: int = 10, width: int = 16, convs_per_block: int = 1):
+    def __init__(self, dropout: float = 0.1, num_classes: int = 10, width: int = 16, convs_per_block: int = 1, stem: str = "pool"):
         super().__init__(
             [
-                *pooled_block(1, width, 1),
+                *first_block(stem, width),
                 *pooled_block(width, 2 * width, convs_per_block),
                 *pooled_block(2 * width, 4 * width, convs_per_block),
                 nn.Flatten(),

@@ -49,6 +49,17 @@ def test_fast_model_deepens_only_its_smaller_blocks():
     assert [c.in_channels for c in convs] == [1, 24, 48, 48, 96]
 
 
+def test_strided_stem_reaches_the_second_block_at_14x14_without_full_resolution_activations():
+    strided, pooled = FastCNN(stem="strided"), FastCNN()
+    first_conv = strided.layers[0]
+    assert (first_conv.kernel_size, first_conv.stride) == ((5, 5), (2, 2))
+    assert strided.layers[:3](torch.randn(2, 1, 28, 28)).shape == (2, 16, 14, 14)
+    assert strided(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert count_parameters(strided) - count_parameters(pooled) == 16 * (25 - 9)
+    with pytest.raises(ValueError, match="stem='conv'"):
+        FastCNN(stem="conv")
+
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_dropout_rate_is_configurable(architecture):
     rates = {m.p for m in architecture(dropout=0.7).modules() if isinstance(m, nn.Dropout)}

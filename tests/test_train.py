@@ -95,6 +95,7 @@ def test_runs_never_share_a_directory(tiny_mnist, tmp_path):
         ("model.dropout=-0.2", "model.dropout=-0.2 is invalid"),
         ("data.val_size=600", "data.val_size=600 is invalid: allowed values are an integer from 1 to 599"),
         ("model.width=0", "model.width=0 is invalid: allowed values are an integer >= 1"),
+        ("model.stem=conv", "model.stem=conv is invalid: allowed values are pool or strided"),
         ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: allowed values are an integer >= 1"),
         ("optim.lr=fast", "optim.lr='fast' is not a number"),
     ],
