@@ -123,12 +123,12 @@ STEMS = ("pool", "strided")
 
 
 def first_block(stem: str, out_channels: int) -> list[nn.Module]:
-    """The first block, the only one at full resolution, where a CPU spends most of a step.
+    """The first block, the only one at full resolution: about half of a CPU training step.
 
     `pool`: a 3x3 convolution, then max-pooling, BatchNorm and ReLU, like the later blocks.
     `strided`: a 5x5 convolution with stride 2 straight to 14x14, BatchNorm and ReLU; it skips the
-    full-resolution activations, for about 25% more training and evaluation images/s on a CPU and
-    the same one-epoch accuracy (experiment=fast).
+    full-resolution activations: 13% more training images/s at batch 128 on one CPU thread
+    (benchmarks/overhead.py), about 25% on two, at the same one-epoch accuracy (experiment=fast).
     """
     if stem == "pool":
         return pooled_block(1, out_channels, 1)
