@@ -139,45 +139,43 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result_as_an_uninterrupted_run
     assert steps == sorted(set(steps)) and steps[-1] >= 120
 
 
-def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(hydra_conf, tmp_path):
+# A killed run logged 1.0 at steps 0-7; resumed from its checkpoint at step 5, it logs 0.0 at 5-9.
+CURVE_RESUMED_AT_5 = [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
+
+
+def log_a_run_and_its_resume_at_step_5(logger_kind: str, run_dir: Path, pause_between: float = 0.0) -> None:
     """A killed run may flush a few steps past its last checkpoint; the resumed run logs them again."""
     from hydra import compose
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from mnist_cnn.run import build_loggers
 
-    cfg = compose("config", ["logger=tensorboard"])
+    cfg = compose("config", [f"logger={logger_kind}"])
     for resume_step, steps in ((None, range(0, 8)), (5, range(5, 10))):
-        (logger,) = build_loggers(cfg, tmp_path, resume_step)
+        (logger,) = build_loggers(cfg, run_dir, resume_step)
         for step in steps:
             logger.log_metrics({"train/loss_step": float(resume_step is None)}, step=step)
         logger.finalize("success")
-        time.sleep(1.1)  # event files are named by the second they were opened
+        time.sleep(pause_between)
+
+
+def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(hydra_conf, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log_a_run_and_its_resume_at_step_5("tensorboard", tmp_path, pause_between=1.1)  # event files are named by the second they were opened
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    points = [(event.step, event.value) for event in events.Scalars("train/loss_step")]
-    assert points == [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
+    assert [(event.step, event.value) for event in events.Scalars("train/loss_step")] == CURVE_RESUMED_AT_5
 
 
 def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(hydra_conf, tmp_path):
     """Lightning's CSVLogger deletes an existing metrics.csv; a resumed run must keep the finished epochs' rows."""
     import csv
 
-    from hydra import compose
-
-    from mnist_cnn.run import build_loggers
-
-    cfg = compose("config", ["logger=csv"])
-    for resume_step, steps in ((None, range(0, 8)), (5, range(5, 10))):
-        (logger,) = build_loggers(cfg, tmp_path, resume_step)
-        for step in steps:
-            logger.log_metrics({"train/loss_step": float(resume_step is None)}, step=step)
-        logger.finalize("success")
+    log_a_run_and_its_resume_at_step_5("csv", tmp_path)
 
     with (tmp_path / "csv" / "metrics.csv").open(newline="") as file:
-        points = [(int(row["step"]), float(row["train/loss_step"])) for row in csv.DictReader(file)]
-    assert points == [(step, 1.0) for step in range(5)] + [(step, 0.0) for step in range(5, 10)]
+        assert [(int(row["step"]), float(row["train/loss_step"])) for row in csv.DictReader(file)] == CURVE_RESUMED_AT_5
 
 
 def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_path):
