@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from benchmarks.common import DEFAULT_DATA, compose_config, stopwatch
-from mnist_cnn.data import MNIST_MEAN, MNIST_STD
-from mnist_cnn.run import build_datamodule
+from benchmarks.common import DEFAULT_DATA, stopwatch
+from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.data import MNIST_MEAN, MNIST_STD
+from mnist_cnn.training.recipe import build_datamodule
 
 
 def images_per_second(loader) -> float:
@@ -47,18 +48,28 @@ def torchvision_loader(root: str, batch_size: int, workers: int) -> DataLoader:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("overrides", nargs="*", help="config overrides, as for mnist_cnn.train (e.g. data.augment=affine)")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides, as for mnist_cnn.train (e.g. data.augment=affine)"
+    )
     args = parser.parse_args()
-    cfg = compose_config(f"data.root={DEFAULT_DATA}", "data.download=false", f"data.batch_size={args.batch_size}", *args.overrides)
+    cfg = compose_config(
+        f"data.root={DEFAULT_DATA}", "data.download=false", f"data.batch_size={args.batch_size}", *args.overrides
+    )
     datamodule = build_datamodule(cfg)
     with stopwatch() as setup:
         datamodule.setup()
     ours = median_epoch_images_per_second(datamodule.train_dataloader(), epochs=5)
     print(f"batch_size={args.batch_size} augment={cfg.data.augment} torch threads={torch.get_num_threads()}")
-    print(f"ours (tensor-resident)             {ours:12.0f} images/s  (median of 5 epochs; one-off load and normalize: {setup['seconds']:.1f} s)")
+    print(
+        f"ours (tensor-resident)             {ours:12.0f} images/s  (median of 5 epochs; one-off load and "
+        f"normalize: {setup['seconds']:.1f} s)"
+    )
     for workers in (0, 2):
         baseline = images_per_second(torchvision_loader(cfg.data.root, args.batch_size, workers))
-        print(f"torchvision DataLoader, workers={workers}  {baseline:12.0f} images/s  -> ours is {ours / baseline:7.0f}x (goal: 100x)")
+        print(
+            f"torchvision DataLoader, workers={workers}  {baseline:12.0f} images/s  -> ours is "
+            f"{ours / baseline:7.0f}x (goal: 100x)"
+        )
 
 
 if __name__ == "__main__":

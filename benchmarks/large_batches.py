@@ -19,15 +19,18 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import REPO, compose_config, stopwatch
-from mnist_cnn.evaluation import evaluate
-from mnist_cnn.module import build_network
+from benchmarks.common import REPO, stopwatch
+from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.module import build_network
+from mnist_cnn.training.scoring import evaluate
 
 KEEP_FREED_BUFFERS = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
 STEPS, EVAL_IMAGES = 15, 10_000
 
 
-def train_steps(network: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, steps: int) -> None:
+def train_steps(
+    network: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor, steps: int
+) -> None:
     for _ in range(steps):
         loss = F.cross_entropy(network(images), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -37,7 +40,8 @@ def train_steps(network: torch.nn.Module, optimizer: torch.optim.Optimizer, imag
 
 def measure(model: str, batch_size: int) -> dict[str, float]:
     """Images/s of training steps at `batch_size` and of evaluation at 250 and 1000, in this process."""
-    network = build_network(compose_config(f"model={model}").model)
+    cfg = compose_config(f"model={model}")
+    network = build_network(cfg.model, cfg.speed.channels_last)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.01)
     images = torch.randn(max(batch_size, EVAL_IMAGES), 1, 28, 28)
     labels = torch.randint(0, 10, (len(images),))
@@ -55,8 +59,19 @@ def measure(model: str, batch_size: int) -> dict[str, float]:
 
 
 def measure_in_fresh_process(model: str, batch_size: int, extra_env: dict[str, str]) -> dict[str, float]:
-    command = [sys.executable, "-m", "benchmarks.large_batches", "--model", model, "--batch-size", str(batch_size), "--child"]
-    result = subprocess.run(command, cwd=REPO, env={**os.environ, **extra_env}, check=True, capture_output=True, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.large_batches",
+        "--model",
+        model,
+        "--batch-size",
+        str(batch_size),
+        "--child",
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env={**os.environ, **extra_env}, check=True, capture_output=True, text=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -71,7 +86,10 @@ def main() -> None:
         return
     default = measure_in_fresh_process(args.model, args.batch_size, {})
     kept = measure_in_fresh_process(args.model, args.batch_size, KEEP_FREED_BUFFERS)
-    print(f"model={args.model} torch threads={torch.get_num_threads()}  images/s: default allocator -> keeping freed buffers")
+    print(
+        f"model={args.model} torch threads={torch.get_num_threads()}  images/s: default allocator -> keeping "
+        "freed buffers"
+    )
     for name in default:
         print(f"{name:22} {default[name]:9.0f} -> {kept[name]:9.0f}  ({kept[name] / default[name]:.2f}x)")
 

@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from benchmarks.common import DEFAULT_DATA, compose_config, stopwatch
-from mnist_cnn.data import MNISTDataModule
-from mnist_cnn.module import DigitClassifier
-from mnist_cnn.run import build_datamodule, build_trainer
+from benchmarks.common import DEFAULT_DATA, stopwatch
+from mnist_cnn.rundir import RunDir
+from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.module import DigitClassifier
+from mnist_cnn.training.recipe import build_datamodule, build_trainer
 
 
 class TrainingTimer(pl.Callback):
@@ -47,7 +49,7 @@ def timed_fit(trainer: pl.Trainer, datamodule: MNISTDataModule, module: DigitCla
 
 def lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
-        return timed_fit(build_trainer(cfg, Path(run_dir)), datamodule, module, batches)
+        return timed_fit(build_trainer(cfg, RunDir(Path(run_dir))), datamodule, module, batches)
 
 
 def bare_lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
@@ -88,7 +90,12 @@ def plain_images_per_second(datamodule: MNISTDataModule, module: DigitClassifier
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=400, help="training steps timed on each side")
-    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds of each loop; the best is reported (3 swung 4-14%% here)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=7,
+        help="alternating rounds of each loop; the best is reported (3 swung 4-14%% here)",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for mnist_cnn.train")
     args = parser.parse_args()
     cfg = compose_config(
@@ -111,10 +118,16 @@ def main() -> None:
         ours.append(lightning_images_per_second(cfg, datamodule, copy.deepcopy(template), args.batches))
         bare.append(bare_lightning_images_per_second(cfg, datamodule, copy.deepcopy(template), args.batches))
     plain, ours, bare = max(plain), max(ours), max(bare)
-    print(f"model={cfg.model._target_.rsplit('.', 1)[-1]} batch_size={cfg.data.batch_size} steps={args.batches} best of {args.rounds} rounds, torch threads={torch.get_num_threads()}")
+    print(
+        f"model={cfg.model._target_.rsplit('.', 1)[-1]} batch_size={cfg.data.batch_size} steps={args.batches} "
+        f"best of {args.rounds} rounds, torch threads={torch.get_num_threads()}"
+    )
     print(f"plain PyTorch loop   {plain:10.0f} images/s")
     print(f"our Lightning loop   {ours:10.0f} images/s")
-    print(f"bare Lightning loop  {bare:10.0f} images/s  (no loggers, checkpoints or callbacks: Lightning's own cost, {(1 - bare / plain) * 100:+.1f}% slower)")
+    print(
+        f"bare Lightning loop  {bare:10.0f} images/s  (no loggers, checkpoints or callbacks: Lightning's own "
+        f"cost, {(1 - bare / plain) * 100:+.1f}% slower)"
+    )
     print(f"Lightning / plain    {ours / plain:10.3f}  ({(1 - ours / plain) * 100:+.1f}% slower; goal: at most 10%)")
 
 

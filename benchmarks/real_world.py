@@ -16,11 +16,18 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
+from skimage import transform
 
 from benchmarks.common import DEFAULT_DATA, REPO
-from mnist_cnn.images import read_image
-from mnist_cnn.inference import load_classifier, probabilities
-from mnist_cnn.preprocess import plain_resize, to_mnist
+from mnist_cnn.wild.classifier import load_classifier, probabilities
+from mnist_cnn.wild.images import read_image
+from mnist_cnn.wild.preprocess import SIZE, to_mnist
+
+
+def plain_resize(gray: np.ndarray) -> np.ndarray:
+    """The naive baseline: squash the whole image to 28x28, nothing else."""
+    return transform.resize(gray, (SIZE, SIZE), anti_aliasing=True).astype(np.float32)
+
 
 RECIPES = {"default": [], "wild": ["experiment=wild"]}
 VIEWS = {"resize": plain_resize, "preprocess": to_mnist}
@@ -29,7 +36,15 @@ VIEWS = {"resize": plain_resize, "preprocess": to_mnist}
 def train(name: str, data_root: str) -> Path:
     """Train the named recipe on MNIST (trainer defaults) and return its run directory."""
     run_dir = REPO / "outputs" / "real_world" / name
-    command = [sys.executable, "-m", "mnist_cnn.train", *RECIPES[name], f"data.root={data_root}", "data.download=false", f"hydra.run.dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_cnn.train",
+        *RECIPES[name],
+        f"data.root={data_root}",
+        "data.download=false",
+        f"hydra.run.dir={run_dir}",
+    ]
     subprocess.run(command, cwd=REPO, check=True)
     return run_dir
 
@@ -44,9 +59,12 @@ def load_labelled(folder: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]
 
 def accuracy_by_source(correct: np.ndarray, sources: list[str]) -> dict[str, float]:
     groups: dict[str, list[bool]] = defaultdict(list)
-    for source, hit in zip(sources, correct):
+    for source, hit in zip(sources, correct, strict=True):
         groups[source].append(bool(hit))
-    return {**{source: float(np.mean(hits)) for source, hits in sorted(groups.items())}, "overall": float(np.mean(correct))}
+    return {
+        **{source: float(np.mean(hits)) for source, hits in sorted(groups.items())},
+        "overall": float(np.mean(correct)),
+    }
 
 
 def print_table(columns: dict[str, dict[str, float]], counts: dict[str, int]) -> None:

@@ -69,6 +69,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", help="MNIST root in torchvision's layout")
     parser.add_argument("epochs", type=int)
-    parser.add_argument("--shuffle", action="store_true", help="shuffle the training set, as pytorch/examples does on a GPU")
+    parser.add_argument(
+        "--shuffle", action="store_true", help="shuffle the training set, as pytorch/examples does on a GPU"
+    )
     args = parser.parse_args()
     main(args.root, args.epochs, args.shuffle)

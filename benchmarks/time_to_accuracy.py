@@ -29,7 +29,15 @@ TARGET = 0.99
 def time_ours(data: Path) -> tuple[float, float]:
     """(seconds from launch to exit, final test accuracy) of one `experiment=fast` run."""
     with tempfile.TemporaryDirectory() as run_dir:
-        command = [sys.executable, "-m", "mnist_cnn.train", "experiment=fast", f"data.root={data}", "data.download=false", f"hydra.run.dir={run_dir}"]
+        command = [
+            sys.executable,
+            "-m",
+            "mnist_cnn.train",
+            "experiment=fast",
+            f"data.root={data}",
+            "data.download=false",
+            f"hydra.run.dir={run_dir}",
+        ]
         started = time.perf_counter()
         subprocess.run(command, cwd=REPO, check=True, capture_output=True)
         seconds = time.perf_counter() - started
@@ -39,7 +47,14 @@ def time_ours(data: Path) -> tuple[float, float]:
 def time_reference(data: Path, max_epochs: int, shuffle: bool) -> list[tuple[float, float]]:
     """(seconds since launch, test accuracy) at the end of each reference epoch, until 99.0% or max_epochs."""
     started = time.perf_counter()
-    command = [sys.executable, "-m", "benchmarks.reference_mnist", str(data), str(max_epochs), *(["--shuffle"] if shuffle else [])]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.reference_mnist",
+        str(data),
+        str(max_epochs),
+        *(["--shuffle"] if shuffle else []),
+    ]
     epochs = []
     with subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True) as process:
         for line in process.stdout:
@@ -54,14 +69,28 @@ def time_reference(data: Path, max_epochs: int, shuffle: bool) -> list[tuple[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MNIST root in torchvision's layout")
-    parser.add_argument("--quick", type=int, default=0, metavar="N", help="cap the reference at N epochs and extrapolate")
-    parser.add_argument("--reference-epoch", type=int, default=5, help="epoch assumed for 99.0%% when --quick stops short")
-    parser.add_argument("--reference-shuffle", action="store_true", help="shuffle the reference's training set, as pytorch/examples does on a GPU")
+    parser.add_argument(
+        "--quick", type=int, default=0, metavar="N", help="cap the reference at N epochs and extrapolate"
+    )
+    parser.add_argument(
+        "--reference-epoch", type=int, default=5, help="epoch assumed for 99.0%% when --quick stops short"
+    )
+    parser.add_argument(
+        "--reference-shuffle",
+        action="store_true",
+        help="shuffle the reference's training set, as pytorch/examples does on a GPU",
+    )
     args = parser.parse_args()
-    print(f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (torch default: one thread per core)')}, for both", flush=True)
+    print(
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (torch default: one thread per core)')}, for both",
+        flush=True,
+    )
     ours, accuracy = time_ours(args.data)
     print(f"ours: experiment=fast  test acc {accuracy:.4f}  {ours:.1f} s from launch to exit", flush=True)
-    print(f"reference training set: {'shuffled (pytorch/examples on a GPU)' if args.reference_shuffle else 'not shuffled (pytorch/examples on a CPU)'}", flush=True)
+    order = (
+        "shuffled (pytorch/examples on a GPU)" if args.reference_shuffle else "not shuffled (pytorch/examples on a CPU)"
+    )
+    print(f"reference training set: {order}", flush=True)
     epochs = time_reference(args.data, args.quick or 30, args.reference_shuffle)
     reached = [seconds for seconds, acc in epochs if acc >= TARGET]
     if reached:

@@ -1,11 +1,21 @@
-"""The exception types that entry points turn into a one-line message instead of a traceback."""
+"""What a command can tell its user instead of a traceback, and the exit status it says it with.
+
+Exit statuses, the same for every command:
+    0  done
+    1  done, but some inputs failed (predict: unreadable images; each has its own `error:` line)
+    2  a user error: a bad config value, key, data file or run directory (one `error:` line)
+    3  training stopped by a signal after saving `last.ckpt` (the line says how to resume)
+Hydra's own complaints about composing `train`'s config (an unknown group option, a malformed
+override) keep Hydra's message and its exit status 1.
+"""
+
+EXIT_SOME_INPUTS_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 3
 
 
 class UserError(ValueError):
-    """Bad input the user can fix: a config value, a data file, a run directory.
-
-    Entry points print its message on one line and exit with status 2, instead of a traceback.
-    """
+    """Bad input the user can fix: a config value, a data file, a run directory."""
 
 
 class TrainingInterrupted(Exception):

@@ -1,13 +1,12 @@
-"""Export a run for use outside Python training code: `python -m mnist_cnn.export run_dir=<dir> format=onnx|torchscript`.
+"""Export a run for use outside Python: `python -m mnist_cnn.export run_dir=<dir> format=onnx|torchscript`.
 
-The exported model is mnist_cnn.inference.PixelClassifier: it takes (N, 1, 28, 28) pixels in
-[0, 1] (what mnist_cnn.preprocess produces) and returns ten probabilities per image, with the
+The exported model is mnist_cnn.wild.classifier.PixelClassifier: it takes (N, 1, 28, 28) pixels
+in [0, 1] (what mnist_cnn.wild.preprocess produces) and returns ten probabilities per image, with the
 run's normalization constants baked in, so no caller has to know them.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,14 +14,21 @@ from mnist_cnn.startup import long_lived_imports
 
 with long_lived_imports():
     import torch
-    from omegaconf import OmegaConf
 
-    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import UserError
-    from mnist_cnn.inference import PixelClassifier, load_classifier
+    from mnist_cnn.rundir import RunDir
+    from mnist_cnn.wild.classifier import PixelClassifier, load_classifier
 
-USAGE = "usage: python -m mnist_cnn.export run_dir=<run directory> format=onnx|torchscript [output=<file>]"
-FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+COMMAND = Command(
+    "export",
+    "Write a run's model as ONNX or TorchScript: (N, 1, 28, 28) pixels in [0, 1] -> (N, 10) probabilities.",
+    {
+        "run_dir": Option("a run directory, or a sweep's selected_model folder", required=True),
+        "format": Option("onnx or torchscript", required=True),
+        "output": Option("the file to write (default: <run_dir>/model.onnx or model.torchscript.pt)"),
+    },
+)
 EXAMPLE_INPUT = torch.rand(2, 1, 28, 28)
 
 
@@ -61,21 +67,18 @@ def export_run(run_dir: Path, format: str, output: Path | None = None) -> Path:
     if format not in EXPORTERS:
         raise UserError(f"format={format} is not known: use one of {', '.join(EXPORTERS)}")
     classifier = load_classifier(run_dir)
-    path = output or run_dir / FILE_NAMES[format]
+    path = output or RunDir(run_dir).export_file(format)
     with torch.no_grad():
         EXPORTERS[format](classifier, path)
     return path
 
 
-def main(argv: list[str]) -> None:
-    args = parse_arguments(argv, ("run_dir", "format"), USAGE)
-    output = OmegaConf.select(args, "output")
-    try:
-        path = export_run(Path(str(args.run_dir)), str(args.format), Path(str(output)) if output else None)
-    except UserError as error:
-        sys.exit(f"error: {error}")
+def main(argv: list[str] | None = None) -> None:
+    with user_errors():
+        args = parse_arguments(COMMAND, argv)
+        path = export_run(Path(str(args.run_dir)), str(args.format), Path(str(args.output)) if args.output else None)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,8 +1,8 @@
 """Read digits in real images: `python -m mnist_cnn.predict model=<run dir> inputs=<file, folder or glob>`.
 
-Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.preprocess) and classified
-by the run's best checkpoint. A file that cannot be read gets a one-line error and the others are
-still predicted; the exit status is 1 when any failed.
+Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.wild.preprocess) and
+classified by the run's best checkpoint. A file that cannot be read gets a one-line error and the
+others are still predicted; the exit status is then 1 (EXIT_SOME_INPUTS_FAILED).
 """
 
 from __future__ import annotations
@@ -17,18 +17,23 @@ from mnist_cnn.startup import long_lived_imports
 
 with long_lived_imports():
     import numpy as np
-    from omegaconf import OmegaConf
     from PIL import Image
 
-    from mnist_cnn.cli import parse_arguments
-    from mnist_cnn.errors import UserError
-    from mnist_cnn.images import read_image
-    from mnist_cnn.inference import load_classifier, probabilities
-    from mnist_cnn.preprocess import to_mnist
+    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
+    from mnist_cnn.errors import EXIT_SOME_INPUTS_FAILED, UserError
+    from mnist_cnn.wild.classifier import load_classifier, probabilities
+    from mnist_cnn.wild.images import read_image
+    from mnist_cnn.wild.preprocess import to_mnist
 
-USAGE = (
-    "usage: python -m mnist_cnn.predict model=<run dir or selected_model dir> inputs=<file, folder or glob> "
-    "[output=preds.csv] [save_preprocessed=<dir>]"
+COMMAND = Command(
+    "predict",
+    "Read the digit in each image: prints a table, optionally writes CSV rows path,digit,confidence,top3.",
+    {
+        "model": Option("a run directory, or a sweep's selected_model folder", required=True),
+        "inputs": Option("an image file, a folder of images (searched recursively) or a glob", required=True),
+        "output": Option("a CSV file to write the predictions to"),
+        "save_preprocessed": Option("a folder to save the 28x28 images the model saw"),
+    },
 )
 CSV_COLUMNS = ("path", "digit", "confidence", "top3")
 
@@ -88,14 +93,16 @@ def preprocess_all(paths: list[Path], save_dir: Path | None) -> tuple[list[Path]
     return readable, np.stack(digits) if digits else np.zeros((0, 28, 28), np.float32), errors
 
 
-def predict_files(model_dir: Path, paths: list[Path], save_dir: Path | None = None) -> tuple[list[Prediction], list[str]]:
+def predict_files(
+    model_dir: Path, paths: list[Path], save_dir: Path | None = None
+) -> tuple[list[Prediction], list[str]]:
     """Predictions for every readable image and the error lines for the rest."""
     classifier = load_classifier(model_dir)
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
     readable, digits, errors = preprocess_all(paths, save_dir)
     scores = probabilities(classifier, digits) if len(digits) else []
-    return [Prediction(str(path), row) for path, row in zip(readable, scores)], errors
+    return [Prediction(str(path), row) for path, row in zip(readable, scores, strict=True)], errors
 
 
 def write_csv(predictions: list[Prediction], path: Path) -> None:
@@ -112,24 +119,21 @@ def print_table(predictions: list[Prediction]) -> None:
         print(f"{p.path:<{width}}  {p.digit:>5}  {p.confidence:>10.4f}  {p.top3}")
 
 
-def main(argv: list[str]) -> None:
-    args = parse_arguments(argv, ("model", "inputs"), USAGE)
-    save_dir = OmegaConf.select(args, "save_preprocessed")
-    output = OmegaConf.select(args, "output")
-    try:
+def main(argv: list[str] | None = None) -> None:
+    with user_errors():
+        args = parse_arguments(COMMAND, argv)
+        save_dir = args.save_preprocessed
         predictions, errors = predict_files(
             Path(str(args.model)), find_inputs(str(args.inputs)), Path(str(save_dir)) if save_dir else None
         )
-    except UserError as error:
-        sys.exit(f"error: {error}")
     print_table(predictions)
-    if output:
-        write_csv(predictions, Path(str(output)))
+    if args.output:
+        write_csv(predictions, Path(str(args.output)))
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
-        sys.exit(1)
+        sys.exit(EXIT_SOME_INPUTS_FAILED)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from pathlib import Path
 
 from mnist_cnn.startup import long_lived_imports
@@ -20,13 +19,21 @@ with long_lived_imports():
     from PIL import Image
     from werkzeug.exceptions import HTTPException
 
-    from mnist_cnn.cli import parse_arguments
+    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import UserError
-    from mnist_cnn.images import read_image
-    from mnist_cnn.inference import load_classifier, probabilities
-    from mnist_cnn.preprocess import to_mnist
+    from mnist_cnn.wild.classifier import load_classifier, probabilities
+    from mnist_cnn.wild.images import read_image
+    from mnist_cnn.wild.preprocess import to_mnist
 
-USAGE = "usage: python -m mnist_cnn.serve model=<run dir or selected_model dir> [host=127.0.0.1] [port=8000]"
+COMMAND = Command(
+    "serve",
+    "A draw-a-digit web page and a JSON API (POST /predict) for one run's model.",
+    {
+        "model": Option("a run directory, or a sweep's selected_model folder", required=True),
+        "host": Option("the address to listen on; 0.0.0.0 exposes the page to your network", default="127.0.0.1"),
+        "port": Option("the TCP port", default=8000),
+    },
+)
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a full-resolution phone photo fits; anything bigger is refused unread
 
 
@@ -67,20 +74,20 @@ def create_app(model_dir: Path) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         """JSON instead of an HTML error page, e.g. 413 for an upload over the size limit."""
-        message = f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB" if error.code == 413 else error.description
+        message = (
+            f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MB" if error.code == 413 else error.description
+        )
         return jsonify(error=message), error.code
 
     return app
 
 
-def main(argv: list[str]) -> None:
-    args = parse_arguments(argv, ("model",), USAGE)
-    try:
+def main(argv: list[str] | None = None) -> None:
+    with user_errors():
+        args = parse_arguments(COMMAND, argv)
         app = create_app(Path(str(args.model)))
-    except UserError as error:
-        sys.exit(f"error: {error}")
-    app.run(host=str(args.get("host", "127.0.0.1")), port=int(args.get("port", 8000)))
+    app.run(host=str(args.host), port=int(args.port))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -8,8 +8,8 @@ while the interpreter shut down (1.1 s). Each entry point imports inside `long_l
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny synthetic MNIST in the real IDX format, and a way to run our commands."""
+"""Shared fixtures: tiny synthetic MNIST in the real IDX format, in-process training, and our real commands."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+RUN_WRITTEN_BY_0_1_0 = Path(__file__).resolve().parent / "fixtures" / "run_written_by_0.1.0"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -26,7 +27,7 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, size=count)
     images = rng.integers(0, 40, size=(count, 28, 28))
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
         row, col = 2 + 12 * (label // 5), 1 + 5 * (label % 5)
         image[row : row + 8, col : col + 6] = 255
     return images.astype(np.uint8), labels.astype(np.uint8)
@@ -61,14 +62,24 @@ def command_env() -> dict[str, str]:
 def run_command(module: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` as a user would, capturing its output."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=command_env(), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 def start_command(module: str, *args: str, cwd: Path) -> subprocess.Popen:
     """Start `python -m <module> args...` in the background, for tests that signal or kill it."""
     return subprocess.Popen(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -86,13 +97,20 @@ def quick_overrides(data_root: Path, *extra: str) -> list[str]:
     ]
 
 
+def train_in_process(run_dir: Path, *overrides: str) -> Path:
+    """Train as `python -m mnist_cnn.train <overrides>` would, inside this process, into run_dir."""
+    from mnist_cnn.training.checks import prepare
+    from mnist_cnn.training.config import compose_config
+    from mnist_cnn.training.recipe import run
+
+    run(prepare(compose_config(*overrides), run_dir, overrides), run_dir)
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def trained_run(tiny_mnist, tmp_path_factory) -> Path:
     """A two-epoch run on the tiny data, shared by every test of a command that reads a run directory."""
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    result = run_command("mnist_cnn.train", *quick_overrides(tiny_mnist, f"hydra.run.dir={run_dir}"), cwd=run_dir.parent)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+    return train_in_process(tmp_path_factory.mktemp("trained") / "run", *quick_overrides(tiny_mnist))
 
 
 @pytest.fixture

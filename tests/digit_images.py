@@ -8,7 +8,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
-def zero(size: tuple[int, int] = (200, 150), at: tuple[int, int] = (20, 20), scale: float = 1.0, width: int = 6) -> Image.Image:
+def zero(
+    size: tuple[int, int] = (200, 150), at: tuple[int, int] = (20, 20), scale: float = 1.0, width: int = 6
+) -> Image.Image:
     """A white "0" (an ellipse 60 wide and 90 tall, times `scale`) with its corner `at`, on a black canvas."""
     image = Image.new("L", size, 0)
     left, top = at

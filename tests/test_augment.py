@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnist_cnn.augment import AUGMENTATIONS, build_augmentation
-from mnist_cnn.data import ResidentLoader, ShardedPermutation
 from mnist_cnn.errors import UserError
+from mnist_cnn.training.augment import AUGMENTATIONS, build_augmentation
+from mnist_cnn.training.data import ResidentLoader, ShardedPermutation
 
 BACKGROUND = -0.42
 STRENGTH = {"shift": 3, "rotate": 15, "scale": 0.15}
@@ -47,6 +47,7 @@ def test_shapes_kept_and_a_centred_digit_stays_in_frame(name):
     ink = (moved - BACKGROUND).sum(dim=(1, 2, 3)) / (images - BACKGROUND).sum(dim=(1, 2, 3))
     assert torch.all((ink > 0.6) & (ink < 1.5))  # zoom changes the area, never loses the digit
 
+
 @pytest.mark.parametrize("name", MOVING)
 def test_values_stay_within_background_and_brightest_pixel(name):
     moved = augment(name, centred_blobs(), seed=1)
@@ -67,5 +68,7 @@ def test_augmented_loader_keeps_labels_with_their_images(name):
     sampler = ShardedPermutation(40, 8, shuffle=True, seed=0)
     plain = list(ResidentLoader(images, labels, sampler))
     augmented = list(ResidentLoader(images, labels, sampler, build_augmentation(name, STRENGTH, BACKGROUND)))
-    assert [batch_labels.tolist() for _, batch_labels in augmented] == [batch_labels.tolist() for _, batch_labels in plain]
-    assert all(moved.shape == batch.shape for (moved, _), (batch, _) in zip(augmented, plain))
+    assert [batch_labels.tolist() for _, batch_labels in augmented] == [
+        batch_labels.tolist() for _, batch_labels in plain
+    ]
+    assert all(moved.shape == batch.shape for (moved, _), (batch, _) in zip(augmented, plain, strict=True))

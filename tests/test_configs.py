@@ -7,25 +7,19 @@ from unittest.mock import PropertyMock, patch
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from mnist_cnn.data import MNISTDataModule
-from mnist_cnn.module import DigitClassifier
-from mnist_cnn.paths import register_resolvers
-from mnist_cnn.run import build_callbacks, build_loggers, build_trainer
+from mnist_cnn.rundir import RunDir
+from mnist_cnn.training.config import CONFIG_DIR
+from mnist_cnn.training.config import compose_config as compose_with
+from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.module import DigitClassifier
+from mnist_cnn.training.recipe import build_callbacks, build_loggers, build_trainer
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = sorted(path.name for path in CONF.iterdir() if path.is_dir())
+GROUPS = sorted(path.name for path in CONFIG_DIR.iterdir() if path.is_dir() and path.name != "__pycache__")
 
 
 def options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
-
-
-def compose_with(*overrides: str):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
 
 
 def test_every_group_has_options_and_a_default():
@@ -47,7 +41,7 @@ def test_model_options_build_a_working_network(option):
 def test_optimizer_and_scheduler_options_build(optim, scheduler, tmp_path):
     cfg = compose_with(f"optim={optim}", f"scheduler={scheduler}", "trainer=cpu", "trainer.max_epochs=3")
     module = DigitClassifier.from_config(cfg)
-    trainer = build_trainer(cfg, tmp_path)
+    trainer = build_trainer(cfg, RunDir(tmp_path))
     module.trainer = trainer
     # The schedule's length is normally known once data is attached.
     with patch.object(type(trainer), "estimated_stepping_batches", new_callable=PropertyMock, return_value=30):
@@ -59,12 +53,13 @@ def test_optimizer_and_scheduler_options_build(optim, scheduler, tmp_path):
         assert not isinstance(configured, dict)
     else:
         assert type(configured["lr_scheduler"]["scheduler"]).__module__ == "torch.optim.lr_scheduler"
+        assert configured["lr_scheduler"]["interval"] == ("epoch" if scheduler == "step" else "step")
 
 
 def test_one_cycle_runs_when_its_warm_up_is_a_single_step(tmp_path):
     cfg = compose_with("scheduler=onecycle", "scheduler.pct_start=0.25", "trainer=cpu")
     module = DigitClassifier.from_config(cfg)
-    module.trainer = build_trainer(cfg, tmp_path)
+    module.trainer = build_trainer(cfg, RunDir(tmp_path))
     with patch.object(type(module.trainer), "estimated_stepping_batches", new_callable=PropertyMock, return_value=4):
         configured = module.configure_optimizers()
     for _ in range(4):  # torch's OneCycleLR alone raises ZeroDivisionError here
@@ -79,20 +74,33 @@ def test_trainer_options_build_a_trainer(option, tmp_path):
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         assert cfg.trainer.devices != 0  # a GPU preset: composes; building needs a GPU
         return
-    trainer = build_trainer(cfg, tmp_path)
+    trainer = build_trainer(cfg, RunDir(tmp_path))
     assert trainer.max_epochs == cfg.trainer.max_epochs or cfg.trainer.get("fast_dev_run")
 
 
 @pytest.mark.parametrize("option", options("logger"))
 def test_logger_options_build(option, tmp_path):
-    loggers = build_loggers(compose_with(f"logger={option}"), tmp_path)
+    loggers = build_loggers(compose_with(f"logger={option}").logger, RunDir(tmp_path))
     assert [type(logger).__name__.lower() for logger in loggers] == [f"{option}logger"]
+    assert [Path(logger.log_dir) for logger in loggers] == [RunDir(tmp_path).logger_dir(option)]
 
 
 @pytest.mark.parametrize("option", options("callbacks"))
 def test_callback_options_build(option, tmp_path):
-    names = {type(callback).__name__ for callback in build_callbacks(compose_with(f"callbacks={option}"), tmp_path)}
-    assert {"ModelCheckpoint", "LearningRateMonitor"} <= names
+    callbacks = build_callbacks(compose_with(f"callbacks={option}").callbacks, RunDir(tmp_path))
+    names = {type(callback).__name__ for callback in callbacks}
+    assert {"ModelCheckpoint", "LearningRateMonitor", "RandomState", "CheckpointOnInterrupt"} <= names
+    checkpoints = [callback for callback in callbacks if type(callback).__name__ == "ModelCheckpoint"]
+    assert {callback.filename for callback in checkpoints} == {RunDir.BEST_CHECKPOINT_NAME, RunDir.LAST_CHECKPOINT_NAME}
+    assert {callback.dirpath for callback in checkpoints} == {str(RunDir(tmp_path).checkpoints)}
+
+
+def test_a_callback_or_logger_set_to_null_is_left_out(tmp_path):
+    cfg = compose_with("callbacks.lr_monitor=null", "logger.tensorboard=null")
+    assert "LearningRateMonitor" not in {
+        type(callback).__name__ for callback in build_callbacks(cfg.callbacks, RunDir(tmp_path))
+    }
+    assert build_loggers(cfg.logger, RunDir(tmp_path)) == []
 
 
 @pytest.mark.parametrize("option", options("data"))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
-
 from conftest import quick_overrides, run_command
-from mnist_cnn.data import MNISTDataModule, ShardedPermutation, normalize
+
+from mnist_cnn.training.data import MNISTDataModule, ShardedPermutation, normalize
 
 
 def rows_of(permutation: ShardedPermutation) -> list[int]:
@@ -68,7 +68,10 @@ def test_two_ranks_get_disjoint_covering_shards_with_equal_batch_counts(num_rows
     assert max(len(batch) for rank in ranks for batch in rank.batches()) <= 16
 
 
-@pytest.mark.parametrize("optimizer, status, epochs", [("optim.lr=0.003", "ok", 2), ("optim=sgd optim.lr=1e20", "diverged", 1)])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "optimizer, status, epochs", [("optim.lr=0.003", "ok", 2), ("optim=sgd optim.lr=1e20", "diverged", 1)]
+)
 def test_training_with_simulated_ddp_reports_from_the_spawned_workers(optimizer, status, epochs, tiny_mnist, tmp_path):
     overrides = quick_overrides(tiny_mnist, "trainer=ddp_sim", "logger=csv", *optimizer.split())
     result = run_command("mnist_cnn.train", *overrides, cwd=tmp_path)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_cnn.data import load_split
 from mnist_cnn.errors import UserError
 from mnist_cnn.export import export_run
-from mnist_cnn.inference import load_classifier, probabilities
+from mnist_cnn.training.data import load_split
+from mnist_cnn.wild.classifier import load_classifier, probabilities
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_cnn.models import CNN1, CNN2, CNN3, FastCNN, Primitive, count_parameters
+from mnist_cnn.training.models import CNN1, CNN2, CNN3, FastCNN, Primitive, count_parameters
 
 ARCHITECTURES = [Primitive, CNN1, CNN2, CNN3, FastCNN]
 
@@ -23,7 +23,13 @@ EXPECTED_PARAMETERS = {
     Primitive: conv(1, 32) + linear(32 * 14 * 14, 10),
     CNN1: conv(1, 32) + conv(32, 64) + linear(64 * 7 * 7, 128) + linear(128, 10),
     CNN2: conv(1, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + linear(64 * 7 * 7, 256) + linear(256, 10),
-    CNN3: conv(1, 32) + conv(32, 32) + conv(32, 64) + conv(64, 64) + conv(64, 128) + linear(128 * 3 * 3, 256) + linear(256, 10),
+    CNN3: conv(1, 32)
+    + conv(32, 32)
+    + conv(32, 64)
+    + conv(64, 64)
+    + conv(64, 128)
+    + linear(128 * 3 * 3, 256)
+    + linear(256, 10),
     FastCNN: conv(1, 16, False) + 32 + conv(16, 32, False) + 64 + conv(32, 64, False) + 128 + linear(64 * 3 * 3, 10),
 }
 

@@ -12,15 +12,25 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium) to run the page test"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium) for the page test",
+    ),
+]
 
 
 def free_port() -> int:
@@ -60,7 +70,9 @@ def draw_zero(page) -> None:
     """A tall ellipse drawn with the mouse in one stroke, like a person drawing a 0."""
     box = page.locator("#pad").bounding_box()
     centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    points = [(centre_x + 60 * math.sin(t / 20 * math.pi), centre_y - 90 * math.cos(t / 20 * math.pi)) for t in range(41)]
+    points = [
+        (centre_x + 60 * math.sin(t / 20 * math.pi), centre_y - 90 * math.cos(t / 20 * math.pi)) for t in range(41)
+    ]
     page.mouse.move(*points[0])
     page.mouse.down()
     for x, y in points[1:]:

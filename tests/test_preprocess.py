@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from digit_images import encoded, on_uneven_paper, zero
 from PIL import Image, ImageOps
 from scipy import ndimage
 
-from digit_images import encoded, on_uneven_paper, zero
 from mnist_cnn.errors import UserError
-from mnist_cnn.images import read_image
-from mnist_cnn.preprocess import to_mnist
+from mnist_cnn.wild.images import read_image
+from mnist_cnn.wild.preprocess import to_mnist
 
 CASES = {
     "centred": zero(at=(70, 30)),

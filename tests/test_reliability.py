@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_mnist_root, quick_overrides, run_command, start_command, train_in_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_mnist_root, quick_overrides, run_command, start_command
+from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
+from mnist_cnn.rundir import RunDir
+from mnist_cnn.training.checks import check_config, prepare
+from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.recipe import build_loggers
 
 # Enough batches per epoch (1000 / 16) that a kill lands inside an epoch, small enough to stay quick.
 DETERMINISTIC = ("data.val_size=200", "data.batch_size=16", "trainer.deterministic=true")
@@ -71,18 +76,6 @@ def assert_same_weights(first: Path, second: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hydra_conf():
-    """Hydra initialized once for the in-process composes."""
-    from hydra import initialize_config_dir
-
-    from mnist_cnn.paths import register_resolvers
-
-    register_resolvers()
-    with initialize_config_dir(str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        yield
-
-
-@pytest.fixture(scope="module")
 def reference_run(mnist_1200, tmp_path_factory) -> Path:
     """An uninterrupted deterministic two-epoch run."""
     workdir = tmp_path_factory.mktemp("reference")
@@ -101,6 +94,7 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 # 1. Reproducible
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics_and_weights_in_two_processes(reference_run, mnist_1200, tmp_path):
     result = train(mnist_1200, tmp_path, "hydra.run.dir=again")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -111,6 +105,7 @@ def test_same_seed_gives_identical_metrics_and_weights_in_two_processes(referenc
 # 2. Resume after a crash
 
 
+@pytest.mark.slow
 def test_run_killed_mid_epoch_resumes_to_the_same_result_as_an_uninterrupted_run(reference_run, mnist_1200, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -145,30 +140,28 @@ CURVE_RESUMED_AT_5 = [(step, 1.0) for step in range(5)] + [(step, 0.0) for step 
 
 def log_a_run_and_its_resume_at_step_5(logger_kind: str, run_dir: Path, pause_between: float = 0.0) -> None:
     """A killed run may flush a few steps past its last checkpoint; the resumed run logs them again."""
-    from hydra import compose
-
-    from mnist_cnn.run import build_loggers
-
-    cfg = compose("config", [f"logger={logger_kind}"])
+    cfg = compose_config(f"logger={logger_kind}")
     for resume_step, steps in ((None, range(0, 8)), (5, range(5, 10))):
-        (logger,) = build_loggers(cfg, run_dir, resume_step)
+        (logger,) = build_loggers(cfg.logger, RunDir(run_dir), resume_step)
         for step in steps:
             logger.log_metrics({"train/loss_step": float(resume_step is None)}, step=step)
         logger.finalize("success")
         time.sleep(pause_between)
 
 
-def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(hydra_conf, tmp_path):
+def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    log_a_run_and_its_resume_at_step_5("tensorboard", tmp_path, pause_between=1.1)  # event files are named by the second they were opened
+    log_a_run_and_its_resume_at_step_5(
+        "tensorboard", tmp_path, pause_between=1.1
+    )  # event files are named by the second they were opened
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(event.step, event.value) for event in events.Scalars("train/loss_step")] == CURVE_RESUMED_AT_5
 
 
-def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(hydra_conf, tmp_path):
+def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(tmp_path):
     """Lightning's CSVLogger deletes an existing metrics.csv; a resumed run must keep the finished epochs' rows."""
     import csv
 
@@ -178,30 +171,33 @@ def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest
         assert [(int(row["step"]), float(row["train/loss_step"])) for row in csv.DictReader(file)] == CURVE_RESUMED_AT_5
 
 
-def test_resume_refuses_overrides_that_change_the_experiment(reference_run, tmp_path):
-    result = run_command("mnist_cnn.train", f"resume={reference_run}", "model.dropout=0.5", cwd=tmp_path)
-    assert one_line_error(result).startswith("error: model.dropout cannot change when resuming (only trainer.max_epochs")
+def prepare_resume(run_dir: Path, *overrides: str):
+    """What `python -m mnist_cnn.train resume=<run_dir> <overrides>` trains with, or its UserError."""
+    return prepare(compose_config(f"resume={run_dir}", *overrides), run_dir, [f"resume={run_dir}", *overrides])
 
 
-def test_resume_checks_before_touching_the_run(hydra_conf, reference_run, tmp_path):
-    from hydra import compose
+def test_resume_refuses_overrides_that_change_the_experiment(trained_run):
+    with pytest.raises(UserError, match=r"^model.dropout cannot change when resuming \(only trainer.max_epochs"):
+        prepare_resume(trained_run, "model.dropout=0.5")
 
-    from mnist_cnn.errors import UserError
-    from mnist_cnn.resume import resumed_config
 
-    extend = compose("config", [f"resume={reference_run}", "trainer.max_epochs=4", "trainer.accelerator=cpu"])
-    fresh = compose("config", [f"resume={tmp_path}"])
-    with pytest.raises(UserError, match="max_epochs cannot change when resuming this run: its OneCycleLR schedule"):
-        resumed_config(extend, ["trainer.max_epochs=4"])
-    resumed = resumed_config(extend, ["trainer.accelerator=cpu"])
-    assert resumed.trainer.accelerator == "cpu" and resumed.data.val_size == 200 and resumed.resume == str(reference_run.resolve())
+def test_resume_checks_before_touching_the_run(trained_run, tmp_path):
+    with pytest.raises(UserError, match="max_epochs cannot change when resuming this run: its one_cycle schedule"):
+        prepare_resume(trained_run, "trainer.max_epochs=4")
+    resumed = prepare_resume(trained_run, "trainer.accelerator=cpu", "data.eval_batch_size=100")
+    assert (
+        resumed.data.eval_batch_size == 100
+        and resumed.data.val_size == 100
+        and resumed.resume == str(trained_run.resolve())
+    )
     with pytest.raises(UserError, match=f"resume={tmp_path.resolve()} has no checkpoints/last.ckpt"):
-        resumed_config(fresh, [])
+        prepare_resume(tmp_path)
 
 
 # 3. Signals
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_last_checkpoint_and_says_how_to_resume(stop_signal, mnist_1200, tmp_path):
     run_dir = tmp_path / "stopped"
@@ -209,10 +205,11 @@ def test_signal_saves_last_checkpoint_and_says_how_to_resume(stop_signal, mnist_
     wait_for(run_dir / "checkpoints" / "last.ckpt", process)  # epoch 1 is done: training is under way
     process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1
+    assert process.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
-        f"training stopped by a signal after saving {run_dir}/checkpoints/last.ckpt; continue with: python -m mnist_cnn.train resume={run_dir}"
+        f"training stopped by a signal after saving {run_dir}/checkpoints/last.ckpt; continue with: python -m "
+        f"mnist_cnn.train resume={run_dir}"
     )
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     # Saved by the signal during the second epoch (the first epoch's own save says epoch 0); the
@@ -227,11 +224,15 @@ def test_signal_saves_last_checkpoint_and_says_how_to_resume(stop_signal, mnist_
 # 4. No run overwrites another
 
 
-def test_training_into_an_existing_run_is_refused_and_leaves_it_alone(reference_run, mnist_1200, tmp_path):
-    before = {path: path.stat().st_mtime_ns for path in reference_run.rglob("*") if path.is_file()}
-    result = train(mnist_1200, tmp_path, f"hydra.run.dir={reference_run}")
-    assert one_line_error(result) == f"error: {reference_run} already holds a run: continue it with resume={reference_run}, or choose a new hydra.run.dir"
-    assert {path: path.stat().st_mtime_ns for path in reference_run.rglob("*") if path.is_file()} == before
+def test_training_into_an_existing_run_is_refused_and_leaves_it_alone(trained_run, tiny_mnist):
+    before = {path: path.stat().st_mtime_ns for path in trained_run.rglob("*") if path.is_file()}
+    with pytest.raises(UserError) as refused:
+        prepare(compose_config(*quick_overrides(tiny_mnist)), trained_run)
+    assert (
+        str(refused.value)
+        == f"{trained_run} already holds a run: continue it with resume={trained_run}, or choose a new hydra.run.dir"
+    )
+    assert {path: path.stat().st_mtime_ns for path in trained_run.rglob("*") if path.is_file()} == before
 
 
 # 5. Data files
@@ -241,30 +242,26 @@ def test_truncated_idx_file_is_named_with_its_fix(tiny_mnist, tmp_path):
     root = shutil.copytree(tiny_mnist, tmp_path / "data")
     images = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:5000])
-    result = run_command("mnist_cnn.train", *quick_overrides(root), cwd=tmp_path)
-    assert one_line_error(result) == (
-        f"error: {images} is truncated or corrupt (5000 bytes, header says {16 + 600 * 28 * 28}): "
+    with pytest.raises(UserError) as refused:
+        prepare(compose_config(*quick_overrides(root)), tmp_path / "run")
+    assert str(refused.value) == (
+        f"{images} is truncated or corrupt (5000 bytes, header says {16 + 600 * 28 * 28}): "
         f"delete {images} and run again with data.download=true to fetch a fresh copy"
     )
-    assert not (tmp_path / "outputs").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_wrong_magic_number_is_refused_before_training(tiny_mnist, tmp_path):
-    from mnist_cnn.checks import check_config
-    from mnist_cnn.errors import UserError
-    from omegaconf import OmegaConf
-
     root = shutil.copytree(tiny_mnist, tmp_path / "data")
     labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(b"PK\x03\x04" + labels.read_bytes()[4:])
-    cfg = OmegaConf.create({"optim": {"lr": 0.1}, "model": {}, "data": {"root": str(root), "download": False, "batch_size": 8, "val_size": 10}, "trainer": {"max_epochs": 1}})
     with pytest.raises(UserError, match=f"{labels} is not an MNIST IDX file \\(wrong magic number\\): delete {labels}"):
-        check_config(cfg)
+        check_config(compose_config(*quick_overrides(root)))
 
 
 def test_parallel_first_downloads_take_turns(tiny_mnist, tmp_path, monkeypatch):
     """Four jobs start on an empty root at once: one downloads, the others wait and reuse its files."""
-    from mnist_cnn import data
+    from mnist_cnn.training import data
 
     root, inside, calls = tmp_path / "data", [], []
 
@@ -291,13 +288,14 @@ def test_parallel_first_downloads_take_turns(tiny_mnist, tmp_path, monkeypatch):
 def test_unwritable_run_directory_is_one_clear_line(tiny_mnist, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    result = run_command("mnist_cnn.train", *quick_overrides(tiny_mnist, f"hydra.run.dir={blocker}/run"), cwd=tmp_path)
-    assert one_line_error(result).startswith(f"error: cannot create the run directory {blocker}/run (Not a directory): set hydra.run.dir")
+    with pytest.raises(
+        UserError, match=f"^cannot create the run directory {blocker}/run \\(Not a directory\\): set hydra.run.dir"
+    ):
+        prepare(compose_config(*quick_overrides(tiny_mnist)), blocker / "run")
 
 
 def test_failed_checkpoint_save_keeps_the_earlier_checkpoint(tmp_path):
-    from mnist_cnn.checkpoint_io import AtomicCheckpointIO
-    from mnist_cnn.errors import UserError
+    from mnist_cnn.training.checkpoints import AtomicCheckpointIO
 
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, path)
@@ -314,12 +312,12 @@ class Payload:
     """Stands in for arbitrary code a tampered checkpoint could carry."""
 
 
-def test_resume_refuses_a_checkpoint_carrying_pickled_objects(reference_run, tmp_path):
-    run_dir = shutil.copytree(reference_run, tmp_path / "tampered")
+def test_resume_refuses_a_checkpoint_carrying_pickled_objects(trained_run, tmp_path):
+    run_dir = shutil.copytree(trained_run, tmp_path / "tampered")
     last = run_dir / "checkpoints" / "last.ckpt"
     torch.save({**torch.load(last, weights_only=True), "payload": Payload()}, last)
-    result = run_command("mnist_cnn.train", f"resume={run_dir}", cwd=tmp_path)
-    assert one_line_error(result).startswith(f"error: {last} cannot be loaded safely (Weights only load failed")
+    with pytest.raises(UserError, match=f"^{last} cannot be loaded safely \\(Weights only load failed"):
+        train_in_process(run_dir, f"resume={run_dir}")
 
 
 # 8. Any numeric override: a run or one line, never a traceback
@@ -331,30 +329,30 @@ VALUES = st.one_of(
     st.sampled_from(["0", "-1", "nan", "inf", "1e400", "null", "true", "fast", "''", "[1,2]"]),
     st.text(alphabet=string.ascii_letters, min_size=1, max_size=8),
 )
-OVERRIDES = st.lists(st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3, unique_by=lambda pair: pair[0])
+OVERRIDES = st.lists(
+    st.tuples(st.sampled_from(OVERRIDE_KEYS), VALUES), min_size=1, max_size=3, unique_by=lambda pair: pair[0]
+)
 
 
 @given(OVERRIDES)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_any_override_values_pass_the_checks_or_raise_one_line(hydra_conf, tiny_mnist, overrides):
-    from hydra import compose
-
-    from mnist_cnn.checks import check_config
-    from mnist_cnn.errors import UserError
-
-    cfg = compose("config", quick_overrides(tiny_mnist, *(f"{key}={value}" for key, value in overrides)))
+def test_any_override_values_pass_the_checks_or_raise_one_line(tiny_mnist, overrides):
+    cfg = compose_config(*quick_overrides(tiny_mnist, *(f"{key}={value}" for key, value in overrides)))
     try:
         check_config(cfg)
     except UserError as error:
         assert "\n" not in str(error) and any(key in str(error) for key, _ in overrides)
 
 
+@pytest.mark.slow
 @given(OVERRIDES)
 @settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_override_values_end_in_a_run_or_one_line_error(tiny_mnist, tmp_path_factory, overrides):
     workdir = tmp_path_factory.mktemp("property")
     result = run_command(
-        "mnist_cnn.train", *quick_overrides(tiny_mnist, "trainer=debug", *(f"{key}={value}" for key, value in overrides)), cwd=workdir
+        "mnist_cnn.train",
+        *quick_overrides(tiny_mnist, "trainer=debug", *(f"{key}={value}" for key, value in overrides)),
+        cwd=workdir,
     )
     if result.returncode == 0:
         assert list((workdir / "outputs" / "runs").glob("*/metrics.json"))

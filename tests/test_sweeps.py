@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
+from conftest import quick_overrides, run_command
 
-from conftest import REPO, quick_overrides, run_command
 from mnist_cnn.errors import UserError
 from mnist_cnn.evaluate import evaluate_run
-from mnist_cnn.paths import register_resolvers
 from mnist_cnn.report import report
+from mnist_cnn.training.config import compose_config
 
 
 def sweep_overrides(data_root: Path, *extra: str) -> list[str]:
     """One-epoch jobs on the tiny data, logging lines instead of progress bars; `extra` wins over these."""
-    overrides = [*quick_overrides(data_root), "trainer.max_epochs=1", "callbacks.progress=log", *extra]
+    overrides = [*quick_overrides(data_root), "trainer.max_epochs=1", "callbacks.progress.style=log", *extra]
     return list({override.split("=")[0]: override for override in overrides}.values())
 
 
@@ -48,6 +47,7 @@ def grid_sweep(tiny_mnist, tmp_path_factory) -> Path:
     return run_sweep(workdir, *sweep_overrides(tiny_mnist, "optim=sgd,adam", "data.batch_size=32,64"))
 
 
+@pytest.mark.slow
 def test_grid_summary_has_a_row_per_job_and_marks_the_best_by_validation_accuracy(grid_sweep):
     rows = read_summary(grid_sweep)
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
@@ -63,6 +63,7 @@ def test_grid_summary_has_a_row_per_job_and_marks_the_best_by_validation_accurac
     assert f"best by val/acc: `{best['job']}`" in markdown and markdown.count("| ok |") == 4
 
 
+@pytest.mark.slow
 def test_selected_model_is_the_best_job_and_evaluate_loads_it(grid_sweep):
     (best,) = [row for row in read_summary(grid_sweep) if row["best"] == "yes"]
     selected = grid_sweep / "selected_model"
@@ -70,6 +71,7 @@ def test_selected_model_is_the_best_job_and_evaluate_loads_it(grid_sweep):
     assert evaluate_run(selected)["test/acc"] == job_metrics(grid_sweep, best)["test/acc"]
 
 
+@pytest.mark.slow
 def test_report_rebuilds_the_summary_and_draws_plots(grid_sweep):
     (grid_sweep / "summary.csv").unlink()
     report(grid_sweep)
@@ -83,20 +85,29 @@ def test_report_refuses_a_folder_without_jobs(tmp_path):
         report(tmp_path)
 
 
+@pytest.mark.slow
 def test_diverged_and_failed_jobs_are_recorded_and_the_sweep_finishes(tiny_mnist, tmp_path):
     # 1e6 makes SGD's loss non-finite at once; 0 makes the job raise (a config error inside the job).
-    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "trainer.max_epochs=2", "optim=sgd", "optim.lr=0.01,1e6,0"))
+    sweep_dir = run_sweep(
+        tmp_path, *sweep_overrides(tiny_mnist, "trainer.max_epochs=2", "optim=sgd", "optim.lr=0.01,1e6,0")
+    )
     rows = {row["optim.lr"]: row for row in read_summary(sweep_dir)}
     assert [rows[lr]["status"] for lr in ("0.01", "1000000.0", "0")] == ["ok", "diverged", "failed"]
     assert job_metrics(sweep_dir, rows["1000000.0"])["epochs"] < 2  # stopped early
     assert rows["0"]["error"] == "UserError: optim.lr=0 is invalid: allowed values are a finite number > 0"
     assert job_metrics(sweep_dir, rows["0"]) == {"status": "failed", "error": rows["0"]["error"]}
     assert rows["0.01"]["best"] == "yes"
-    assert json.loads((sweep_dir / "selected_model" / "metrics.json").read_text())["selected_from"] == rows["0.01"]["job"]
+    assert (
+        json.loads((sweep_dir / "selected_model" / "metrics.json").read_text())["selected_from"] == rows["0.01"]["job"]
+    )
 
 
+@pytest.mark.slow
 def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tiny_mnist, tmp_path):
-    sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.003,0.01"))
+    sweep_dir = run_sweep(
+        tmp_path,
+        *sweep_overrides(tiny_mnist, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.003,0.01"),
+    )
     rows = read_summary(sweep_dir)
     assert [row["status"] for row in rows] == ["ok", "ok"]
     expected_threads = max(1, (os.cpu_count() or 1) // 2)
@@ -104,6 +115,7 @@ def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tiny_mnist, tm
         assert f"torch threads for this job: {expected_threads}" in (sweep_dir / row["job"] / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_each_job_in_its_own_process_with_its_cpus(tiny_mnist, tmp_path):
     launcher = ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"]
     sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, *launcher, "optim.lr=0.003,0.01"))
@@ -112,9 +124,13 @@ def test_submitit_local_runs_each_job_in_its_own_process_with_its_cpus(tiny_mnis
     assert len(list((sweep_dir / ".submitit").glob("*/*_result.pkl"))) == 2  # submitit ran and returned both jobs
     for row in rows:
         assert "torch threads for this job: 1" in (sweep_dir / row["job"] / "train.log").read_text()
-    assert evaluate_run(sweep_dir / "selected_model")["test/acc"] == job_metrics(sweep_dir, next(r for r in rows if r["best"] == "yes"))["test/acc"]
+    assert (
+        evaluate_run(sweep_dir / "selected_model")["test/acc"]
+        == job_metrics(sweep_dir, next(r for r in rows if r["best"] == "yes"))["test/acc"]
+    )
 
 
+@pytest.mark.slow
 def test_optuna_search_returns_validation_accuracy_as_its_objective(tiny_mnist, tmp_path):
     sweep_dir = run_sweep(tmp_path, *sweep_overrides(tiny_mnist, "hparams_search=optuna", "hydra.sweeper.n_trials=2"))
     rows = read_summary(sweep_dir)
@@ -124,6 +140,7 @@ def test_optuna_search_returns_validation_accuracy_as_its_objective(tiny_mnist, 
     assert set(results["best_params"]) == {"optim.lr", "model.dropout"}  # data.batch_size is pinned on the command line
 
 
+@pytest.mark.slow
 def test_subprocess_ddp_inside_a_sweep_fails_fast_with_the_way_out(tiny_mnist, tmp_path):
     args = sweep_overrides(tiny_mnist, "trainer.strategy=ddp", "trainer.devices=2", "optim.lr=0.003,0.01")
     result = run_command("mnist_cnn.train", "-m", *args, cwd=tmp_path)
@@ -134,9 +151,7 @@ def test_subprocess_ddp_inside_a_sweep_fails_fast_with_the_way_out(tiny_mnist, t
 
 
 def compose_hydra(*overrides: str):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return compose_config(*overrides, hydra=True)
 
 
 def test_seed_grid_is_the_seed_studys_grid_with_the_optimizer_as_an_axis():
