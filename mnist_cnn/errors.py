@@ -2,14 +2,15 @@
 
 Exit statuses, the same for every command:
     0  done
-    1  done, but some inputs failed (predict: unreadable images; each has its own `error:` line)
+    1  done, but some of the work failed: predict's unreadable images (each with its own `error:`
+       line), or a sweep in which every job failed (the summary says why)
     2  a user error: a bad config value, key, data file or run directory (one `error:` line)
     3  training stopped by a signal after saving `last.ckpt` (the line says how to resume)
 Hydra's own complaints about composing `train`'s config (an unknown group option, a malformed
 override) keep Hydra's message and its exit status 1.
 """
 
-EXIT_SOME_INPUTS_FAILED = 1
+EXIT_SOME_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 3
 
@@ -26,3 +27,9 @@ def first_line(error: BaseException) -> str:
     """The gist of a library's exception, for a one-line message that wraps it."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def last_line(error: BaseException) -> str:
+    """The cause at the end of a multi-line message (torchvision's failed download lists every mirror it tried)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

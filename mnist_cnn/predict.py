@@ -2,7 +2,7 @@
 
 Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.wild.preprocess) and
 classified by the run's best checkpoint. A file that cannot be read gets a one-line error and the
-others are still predicted; the exit status is then 1 (EXIT_SOME_INPUTS_FAILED).
+others are still predicted; the exit status is then 1 (EXIT_SOME_FAILED).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ with long_lived_imports():
     from PIL import Image
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
-    from mnist_cnn.errors import EXIT_SOME_INPUTS_FAILED, UserError
+    from mnist_cnn.errors import EXIT_SOME_FAILED, UserError
     from mnist_cnn.wild.classifier import load_classifier, probabilities
     from mnist_cnn.wild.images import read_image
     from mnist_cnn.wild.preprocess import to_mnist
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
-        sys.exit(EXIT_SOME_INPUTS_FAILED)
+        sys.exit(EXIT_SOME_FAILED)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,15 @@ class RunDir:
             raise UserError(f"{self.path} has no best checkpoint in {self.CHECKPOINTS}/: train it to the end first")
         return candidates[-1]
 
+    def checkpoint(self, which: str) -> Path:
+        """`best`, `last`, or a checkpoint file given by its path."""
+        if which == "best":
+            return self.best_checkpoint()
+        path = self.last_checkpoint if which == "last" else Path(which)
+        if not path.is_file():
+            raise UserError(f"ckpt={which}: {path} does not exist: use best, last or the path of a .ckpt file")
+        return path
+
     def hydra_settings(self) -> DictConfig:
         """The `hydra` node Hydra saved for this job (its number, overrides and group choices)."""
         return OmegaConf.load(self.hydra_file).hydra

@@ -81,8 +81,9 @@ def test_trainer_options_build_a_trainer(option, tmp_path):
 @pytest.mark.parametrize("option", options("logger"))
 def test_logger_options_build(option, tmp_path):
     loggers = build_loggers(compose_with(f"logger={option}").logger, RunDir(tmp_path))
-    assert [type(logger).__name__.lower() for logger in loggers] == [f"{option}logger"]
-    assert [Path(logger.log_dir) for logger in loggers] == [RunDir(tmp_path).logger_dir(option)]
+    expected = [] if option == "none" else [option]
+    assert [type(logger).__name__.lower() for logger in loggers] == [f"{name}logger" for name in expected]
+    assert [Path(logger.log_dir) for logger in loggers] == [RunDir(tmp_path).logger_dir(name) for name in expected]
 
 
 @pytest.mark.parametrize("option", options("callbacks"))

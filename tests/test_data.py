@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
-from conftest import quick_overrides, run_command
 
+from conftest import quick_overrides, run_command
 from mnist_cnn.training.data import MNISTDataModule, ShardedPermutation, normalize
 
 

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -80,7 +81,8 @@ def draw_zero(page) -> None:
     page.mouse.up()
 
 
-def test_drawing_on_the_canvas_shows_a_prediction(server):
+@pytest.fixture
+def page(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -88,15 +90,75 @@ def test_drawing_on_the_canvas_shows_a_prediction(server):
         try:
             page = browser.new_page()
             page.goto(server)
-            draw_zero(page)
-            page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=60_000)
-            digit = int(page.text_content("#digit"))
-            shown = [float(page.text_content(f"#bar-{d} small")) for d in range(10)]
-            seen = page.get_attribute("#seen", "src")
-            error = page.text_content("#error")
+            yield page
         finally:
             browser.close()
-    assert error == ""
-    assert abs(sum(shown) - 1) < 0.01
-    assert shown[digit] == max(shown)
-    assert seen.startswith("data:image/png;base64,")
+
+
+def wait_for_answer(page) -> None:
+    page.wait_for_function("document.getElementById('digit').textContent !== '?'", timeout=60_000)
+
+
+def answer_area(page) -> dict:
+    """Where the answer's parts sit, to check that nothing jumps."""
+    return {part: page.locator(part).bounding_box() for part in ("#bars", "#seen", "#pad")}
+
+
+def shown_answer(page) -> dict:
+    return {
+        "digit": page.text_content("#digit"),
+        "bars": [float(page.text_content(f"#bar-{d} small")) for d in range(10)],
+        "seen": page.get_attribute("#seen", "src"),
+        "seen_visible": page.eval_on_selector("#seen", "image => getComputedStyle(image).visibility") == "visible",
+        "error": page.text_content("#error"),
+    }
+
+
+def ink_on_pad(page) -> int:
+    """How many of the pad's pixels are not black."""
+    return page.evaluate(
+        """() => {
+        const pad = document.getElementById("pad");
+        const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+        let ink = 0;
+        for (let i = 0; i < pixels.length; i += 4) ink += pixels[i] + pixels[i + 1] + pixels[i + 2] > 60;
+        return ink;
+    }"""
+    )
+
+
+def test_drawing_on_the_canvas_shows_a_prediction_and_clear_resets_everything(page):
+    before = shown_answer(page)
+    layout = answer_area(page)
+    assert before == {"digit": "?", "bars": [0.0] * 10, "seen": None, "seen_visible": False, "error": ""}
+    draw_zero(page)
+    wait_for_answer(page)
+    shown = shown_answer(page)
+    assert shown["error"] == "" and abs(sum(shown["bars"]) - 1) < 0.01
+    assert shown["bars"][int(shown["digit"])] == max(shown["bars"])
+    assert shown["seen"].startswith("data:image/png;base64,") and shown["seen_visible"]
+    assert answer_area(page) == layout
+    page.click("#clear")
+    assert shown_answer(page) == before and ink_on_pad(page) == 0
+
+
+def test_a_failed_upload_replaces_the_answer_and_a_photo_is_shown_on_the_pad(page, tmp_path):
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("L", (300, 400), 235)  # dark ink on light paper, like a phone photo
+    ImageDraw.Draw(photo).ellipse((90, 80, 210, 320), outline=20, width=22)
+    photo.save(tmp_path / "zero.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    layout = answer_area(page)
+
+    page.set_input_files("#upload", str(tmp_path / "zero.png"))
+    wait_for_answer(page)
+    assert ink_on_pad(page) > 10_000  # the photo is on the pad
+    assert shown_answer(page)["seen_visible"]
+
+    page.set_input_files("#upload", str(tmp_path / "notes.png"))
+    page.wait_for_function("document.getElementById('error').textContent !== ''", timeout=60_000)
+    after_error = shown_answer(page)
+    assert after_error["error"].startswith("the upload: not an image")
+    assert after_error["digit"] == "?" and after_error["bars"] == [0.0] * 10 and not after_error["seen_visible"]
+    assert answer_area(page) == layout

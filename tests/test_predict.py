@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_command
-from digit_images import encoded, on_uneven_paper, zero
 from PIL import Image
 
-from mnist_cnn.errors import EXIT_SOME_INPUTS_FAILED, EXIT_USER_ERROR
+from conftest import run_command
+from digit_images import encoded, on_uneven_paper, zero
+from mnist_cnn.errors import EXIT_SOME_FAILED, EXIT_USER_ERROR
 from mnist_cnn.predict import main
 from mnist_cnn.wild.images import MAX_PIXELS, read_image
 
@@ -91,7 +91,7 @@ def test_bad_files_get_one_line_each_and_the_rest_are_still_predicted(trained_ru
     result = run_command(
         "mnist_cnn.predict", f"model={trained_run}", f"inputs={images}", "output=preds.csv", cwd=tmp_path
     )
-    assert result.returncode == EXIT_SOME_INPUTS_FAILED
+    assert result.returncode == EXIT_SOME_FAILED
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert sorted(Path(line.split(": ")[1]).name for line in error_lines) == sorted(bad)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from digit_images import encoded, on_uneven_paper, zero
 from PIL import Image, ImageOps
 from scipy import ndimage
 
+from digit_images import encoded, on_uneven_paper, zero
 from mnist_cnn.errors import UserError
 from mnist_cnn.wild.images import read_image
 from mnist_cnn.wild.preprocess import to_mnist

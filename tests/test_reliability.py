@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_mnist_root, quick_overrides, run_command, start_command, train_in_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import make_mnist_root, quick_overrides, run_command, start_command, train_in_process
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checks import check_config, prepare

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import RUN_WRITTEN_BY_0_1_0, make_mnist_root, train_in_process
-from digit_images import encoded, zero
 from omegaconf import OmegaConf
 
+from conftest import RUN_WRITTEN_BY_0_1_0, make_mnist_root, train_in_process
+from digit_images import encoded, zero
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.export import export_run
 from mnist_cnn.predict import predict_files

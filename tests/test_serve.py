@@ -7,9 +7,9 @@ import io
 
 import numpy as np
 import pytest
-from digit_images import encoded, on_uneven_paper, zero
 from PIL import Image
 
+from digit_images import encoded, on_uneven_paper, zero
 from mnist_cnn.serve import MAX_UPLOAD_BYTES, create_app
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import quick_overrides, run_command
 
+from conftest import quick_overrides, run_command
 from mnist_cnn.errors import UserError
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.report import report

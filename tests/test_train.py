@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import quick_overrides, run_command, train_in_process
+from omegaconf import OmegaConf
 
+from conftest import quick_overrides, run_command, train_in_process
 from mnist_cnn.errors import EXIT_USER_ERROR, UserError
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.training.checks import prepare
@@ -158,3 +161,101 @@ def test_cnn3_with_adam_reaches_98_percent_in_one_epoch_on_real_mnist(real_mnist
     assert result.returncode == 0, result.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] >= 0.98
+
+
+def log_messages(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_a_run_says_what_it_trains_how_it_goes_and_what_it_measures(tiny_mnist, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    overrides = quick_overrides(tiny_mnist, "callbacks.progress.style=log", "callbacks.progress.every_seconds=0")
+    train_in_process(tmp_path / "run", *overrides)
+    messages = log_messages(caplog)
+    assert any(
+        re.fullmatch(r"network: FastCNN, 29,178 parameters, \d+\.\d MFLOPs per image", line) for line in messages
+    )
+    assert any(re.fullmatch(r"epoch 1/2  step 16/16  \d+ images/s  loss \d\.\d{4}", line) for line in messages)
+    assert any(
+        re.fullmatch(r"epoch 2/2  val/loss \d\.\d{4}  val/acc \d\.\d{4}  \(\d+\.\d s\)", line) for line in messages
+    )
+    assert "measuring train/val/test with the best checkpoint (800 images)..." in messages
+    assert not any("litlogger" in line for line in messages)
+
+
+def test_a_smoke_test_measures_one_batch_of_each_split(tiny_mnist, tmp_path):
+    run_dir = train_in_process(
+        tmp_path / "run", *quick_overrides(tiny_mnist, "trainer=debug", "data.eval_batch_size=30")
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["measured_images"] == {"train": 30, "val": 30, "test": 30}
+    assert metrics["best_checkpoint"] is None and metrics["status"] == "ok"
+
+
+def test_limit_batches_limit_the_final_measurement_as_they_limit_lightnings_loops(tiny_mnist, tmp_path):
+    overrides = ["+trainer.limit_val_batches=2", "+trainer.limit_test_batches=0.5", "data.eval_batch_size=10"]
+    run_dir = train_in_process(tmp_path / "run", *quick_overrides(tiny_mnist, *overrides))
+    assert json.loads((run_dir / "metrics.json").read_text())["measured_images"] == {
+        "train": 500,
+        "val": 20,
+        "test": 100,
+    }
+
+
+@pytest.mark.parametrize("logger", ["logger=none", "logger=[]"])
+def test_logging_can_be_switched_off(logger, tiny_mnist, tmp_path):
+    run_dir = train_in_process(tmp_path / "run", *quick_overrides(tiny_mnist, logger))
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
+    assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.json"]
+    assert evaluate_run(run_dir)["test/acc"] > 0.5  # a run without loggers reads back like any other
+
+
+def test_evaluate_takes_the_checkpoint_and_split_and_says_which(finished_run):
+    result = evaluate_run(finished_run, ckpt="last", split="val")
+    assert result["split"] == "val" and result["checkpoint"] == str(finished_run / "checkpoints" / "last.ckpt")
+    assert set(result) == {"val/acc", "val/loss", "split", "checkpoint"} and 0 <= result["val/acc"] <= 1
+    assert json.loads((finished_run / "eval.json").read_text()) == result
+    with pytest.raises(UserError, match="split=holdout is not known: use one of train, val, test"):
+        evaluate_run(finished_run, split="holdout")
+    with pytest.raises(UserError, match="ckpt=nowhere.ckpt: nowhere.ckpt does not exist: use best, last or"):
+        evaluate_run(finished_run, ckpt="nowhere.ckpt")
+
+
+def first_weight(run_dir: Path, checkpoint: str) -> torch.Tensor:
+    return torch.load(run_dir / checkpoint, weights_only=True)["state_dict"]["network.layers.0.weight"]
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(finished_run, tiny_mnist, tmp_path):
+    """With a learning rate of almost nothing the new run's weights stay where they started."""
+    frozen = ("scheduler=none", "optim=sgd", "optim.lr=1e-20", "trainer.max_epochs=1")
+    run_dir = train_in_process(tmp_path / "tuned", *quick_overrides(tiny_mnist, f"init_from={finished_run}", *frozen))
+    source = json.loads((finished_run / "metrics.json").read_text())["best_checkpoint"]
+    assert torch.equal(first_weight(run_dir, "checkpoints/last.ckpt"), first_weight(finished_run, source))
+    assert OmegaConf.load(run_dir / "config.yaml").init_from == str(finished_run)
+
+
+def test_init_from_refuses_another_architecture_or_a_missing_source(finished_run, tiny_mnist, tmp_path):
+    with pytest.raises(UserError, match="does not fit the CNN1 .*: init_from needs weights of the same model"):
+        train_in_process(tmp_path / "cnn1", *quick_overrides(tiny_mnist, f"init_from={finished_run}", "model=cnn1"))
+    with pytest.raises(UserError, match="init_from=.*nowhere is neither a run directory nor a checkpoint file"):
+        prepare(compose_config(*quick_overrides(tiny_mnist, f"init_from={tmp_path / 'nowhere'}")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_download_is_one_line_with_the_fix_and_leaves_no_run_directory(tmp_path, monkeypatch):
+    from mnist_cnn.training import data
+
+    def offline(*args, **kwargs):
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://x/, got:\n<urlopen error offline>"
+        )
+
+    monkeypatch.setattr(data.MNIST, "__init__", offline)
+    with pytest.raises(UserError) as refused:
+        prepare(compose_config(f"data.root={tmp_path / 'data'}"), tmp_path / "run")
+    message = str(refused.value)
+    assert message.startswith(
+        f"could not download MNIST into {tmp_path / 'data' / 'MNIST' / 'raw'} (<urlopen error offline>)"
+    )
+    assert "train-images-idx3-ubyte.gz" in message and "data.download=false" in message and "\n" not in message
+    assert not (tmp_path / "run").exists()

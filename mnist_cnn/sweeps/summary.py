@@ -9,12 +9,14 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mnist_cnn.errors import EXIT_SOME_FAILED
 from mnist_cnn.rundir import RunDir, SweepDir
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,13 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = SweepDir(Path(config.hydra.sweep.dir))
-        if sweep_dir.path.is_dir():
-            rows = summarize(sweep_dir)
-            log.info("sweep summary of %d jobs: %s", len(rows), sweep_dir.file(sweep_dir.SUMMARY_MD))
+        if not sweep_dir.path.is_dir():
+            return
+        rows = summarize(sweep_dir)
+        log.info("sweep summary of %d jobs: %s", len(rows), sweep_dir.file(sweep_dir.SUMMARY_MD))
+        if rows and all(row["status"] == "failed" for row in rows):
+            print(
+                f"error: every job of the sweep failed: see the error column of {sweep_dir.file(sweep_dir.SUMMARY_MD)}",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_SOME_FAILED)

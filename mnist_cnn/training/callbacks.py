@@ -19,14 +19,40 @@ from mnist_cnn.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-class EpochLogLine(pl.Callback):
-    """One plain log line per epoch, for logs, CI and cluster jobs where progress bars turn to noise."""
+class LogLines(pl.Callback):
+    """Plain log lines for logs, CI and cluster jobs, where progress bars turn to noise.
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
+    One line per epoch with the validation figures, and between them one line every
+    `every_seconds` with the step, images/s and the latest loss, so a long epoch is never silent.
+    """
+
+    def __init__(self, every_seconds: float = 30.0) -> None:
+        self.every_seconds = every_seconds
+        self.epoch_started = self.last_line = time.perf_counter()
+        self.images_since_line = 0
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = time.perf_counter()
+        self.epoch_started = self.last_line = time.perf_counter()
+        self.images_since_line = 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.images_since_line += len(batch[1])
+        elapsed = time.perf_counter() - self.last_line
+        if elapsed < self.every_seconds or not trainer.is_global_zero:
+            return
+        loss = outputs["loss"].item() if isinstance(outputs, dict) else float("nan")  # None on a skipped step
+        log.info(
+            "epoch %d/%d  step %d/%d  %.0f images/s  loss %.4f",
+            trainer.current_epoch + 1,
+            trainer.max_epochs,
+            batch_idx + 1,
+            trainer.num_training_batches,
+            self.images_since_line / elapsed,
+            loss,
+        )
+        self.last_line, self.images_since_line = time.perf_counter(), 0
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Validation ends before the training epoch does, so its train/* figures are not logged yet.
@@ -34,17 +60,17 @@ class EpochLogLine(pl.Callback):
             return
         metrics = trainer.callback_metrics
         figures = "  ".join(f"{key} {metrics[key].item():.4f}" for key in ("val/loss", "val/acc") if key in metrics)
-        elapsed = time.perf_counter() - self.started
+        elapsed = time.perf_counter() - self.epoch_started
         log.info("epoch %d/%d  %s  (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, figures, elapsed)
 
 
-def progress_reporter(style: str = "auto") -> pl.Callback:
-    """`bar`: Lightning's tqdm bar; `log`: one log line per epoch; `auto`: the bar only on a terminal.
+def progress_reporter(style: str = "auto", every_seconds: float = 30.0) -> pl.Callback:
+    """`bar`: Lightning's tqdm bar; `log`: LogLines; `auto`: the bar only on a terminal.
 
     Chosen explicitly, because Lightning switches to Rich's bar whenever rich is importable.
     """
     show_bar = style == "bar" or (style == "auto" and sys.stderr.isatty())
-    return TQDMProgressBar() if show_bar else EpochLogLine()
+    return TQDMProgressBar() if show_bar else LogLines(every_seconds)
 
 
 class RandomState(pl.Callback):

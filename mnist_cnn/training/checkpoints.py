@@ -50,11 +50,15 @@ def state_dict_problem(error: RuntimeError, limit: int = 120) -> str:
     return problem if len(problem) <= limit else problem[: limit - 3] + "..."
 
 
-def load_weights(module: DigitClassifier, path: Path) -> dict:
+OLDER_LAYOUT = "it was written by an older mnist_cnn; train the run again"
+
+
+def load_weights(module: DigitClassifier, path: Path, if_it_does_not_fit: str = OLDER_LAYOUT) -> dict:
     """Load a checkpoint's weights into the module its run's config builds; returns the checkpoint.
 
-    A checkpoint from an older layout of the same architecture (FastCNN once pooled after ReLU)
-    fails here with one line instead of torch's list of missing and unexpected keys.
+    Weights of another architecture, or of an older layout of the same one (FastCNN once pooled
+    after ReLU), fail here with one line, ending in `if_it_does_not_fit`, instead of torch's list
+    of missing and unexpected keys.
     """
     checkpoint = load_checkpoint(path)
     try:
@@ -62,19 +66,25 @@ def load_weights(module: DigitClassifier, path: Path) -> dict:
     except RuntimeError as error:
         model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
         raise UserError(
-            f"{path} does not fit the {model} its run's config.yaml describes ({state_dict_problem(error)}): it "
-            "was written by an older mnist_cnn; train the run again"
+            f"{path} does not fit the {model} its run's config.yaml describes ({state_dict_problem(error)}): "
+            f"{if_it_does_not_fit}"
         ) from error
     return checkpoint
 
 
-def load_run_module(run_dir: Path) -> tuple[DictConfig, DigitClassifier]:
-    """A finished run's config and its module with the best weights, in eval mode on the CPU.
+def load_initial_weights(module: DigitClassifier, init_from: Path) -> None:
+    """`init_from=`: start a new run from another run's best weights, or from a checkpoint file."""
+    path = RunDir(init_from).best_checkpoint() if init_from.is_dir() else init_from
+    load_weights(module, path, "init_from needs weights of the same model, with the same model.* settings")
+
+
+def load_run_module(run_dir: Path, checkpoint: Path | None = None) -> tuple[DictConfig, DigitClassifier]:
+    """A finished run's config and its module with the best (or the given) weights, in eval mode on the CPU.
 
     Downstream commands rebuild the model from what the run saved, never from the current command line.
     """
     run = RunDir(run_dir)
     cfg = load_run_config(run)
     module = DigitClassifier.from_config(cfg)
-    load_weights(module, run.best_checkpoint())
+    load_weights(module, checkpoint or run.best_checkpoint())
     return cfg, module.eval()

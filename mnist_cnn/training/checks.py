@@ -6,19 +6,23 @@ the time it takes to start Hydra (benchmarks/fail_fast.py measures it against `i
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnist_cnn.cli import user_errors
+from mnist_cnn.cli import flat_keys, user_errors
 from mnist_cnn.errors import UserError
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.choices import AUGMENTATIONS, PROGRESS_STYLES, STEMS
-from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, train_set_size
+from mnist_cnn.training.config import CONFIG_DIR, compose_config
+from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, is_complete, train_set_size
 from mnist_cnn.training.resume import check_run_dir, resumed_config
 
 
@@ -78,19 +82,65 @@ def check_config(cfg: DictConfig) -> None:
         )
 
 
+def check_init_from(path: Path) -> Path:
+    """A run directory with a best checkpoint, or a checkpoint file, as an absolute path."""
+    if path.is_dir():
+        RunDir(path).best_checkpoint()  # refuses a folder without one
+    elif not path.is_file():
+        raise UserError(f"init_from={path} is neither a run directory nor a checkpoint file: give one of those")
+    return path.absolute()
+
+
 def prepare(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config a run trains with, every value checked and its directory made ready.
+    """The config a run trains with, every value checked, its data in place and its directory made ready.
 
     For `resume=` that is the saved config plus the resumable `overrides`; `data.root` becomes
-    absolute, so the saved config works from any folder. `run(cfg, run_dir)` expects this.
+    absolute, so the saved config works from any folder. A missing MNIST is downloaded here, so a
+    failed download leaves no run directory behind. `run(cfg, run_dir)` expects this.
     """
     if cfg.resume:
         cfg = resumed_config(cfg, overrides)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg))  # the run's own copy, free of Hydra's node
     cfg.data.root = str(Path(cfg.data.root).absolute())
     check_config(cfg)
+    if cfg.init_from and not cfg.resume:
+        cfg.init_from = str(check_init_from(Path(cfg.init_from)))
+    if cfg.data.download and not is_complete(cfg.data.root):
+        from mnist_cnn.training.data import download_once  # torch, only when there is something to fetch
+
+        download_once(cfg.data.root)
     check_run_dir(RunDir(run_dir), cfg.resume)
     return cfg
+
+
+def is_group(key: str) -> bool:
+    """A config group (model, +sweep, hydra/launcher, ...) rather than a value key."""
+    return key.startswith("hydra") or (CONFIG_DIR / key).is_dir()
+
+
+def check_override_keys(arguments: Sequence[str]) -> None:
+    """Refuse a value override whose key the composed config lacks, naming the closest keys.
+
+    Hydra would say `optim.lrr` is not in the config and suggest `+optim.lrr=`, which then fails
+    much later inside the optimizer; `+key=` is refused the same way. Only `+trainer.<argument>`
+    adds a key: it is passed to Lightning's Trainer. Group options are left to Hydra's own message.
+    """
+    overrides = OverridesParser.create().parse_overrides([word for word in arguments if "=" in word])
+    groups = [override.input_line for override in overrides if is_group(override.key_or_group)]
+    try:
+        known = set(flat_keys(compose_config(*(line for line in groups if not line.lstrip("+~").startswith("hydra")))))
+    except HydraException:
+        return  # an unknown group option: Hydra says which when it composes
+    for override in overrides:
+        key = override.key_or_group
+        if is_group(key) or key in known or any(name.startswith(f"{key}.") for name in known):
+            continue
+        if key.startswith("trainer.") and (override.is_add() or override.is_force_add()):
+            continue
+        settable = sorted(name for name in known if not any(part.startswith("_") for part in name.split(".")))
+        close = difflib.get_close_matches(key, settable, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see --help for the config's keys"
+        raise UserError(f"{key} is not a config key: {hint}")
 
 
 def check_sweep_strategy(cfg: DictConfig, launcher_target: str) -> None:

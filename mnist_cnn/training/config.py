@@ -37,10 +37,51 @@ def default_node(group: str, option: str = "default") -> DictConfig:
     return OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml")
 
 
+def default_choices() -> dict[str, str | None]:
+    """Each group in config.yaml's defaults list with its default option (None: off unless chosen)."""
+    defaults = OmegaConf.load(CONFIG_DIR / "config.yaml").defaults
+    return {group: option for entry in defaults if isinstance(entry, DictConfig) for group, option in entry.items()}
+
+
+def first_sentence(path: Path) -> str:
+    """An option's description: the first sentence of the comment block that opens its YAML."""
+    block = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            block.append(line.lstrip("# ").strip())
+    text = " ".join(block)
+    return text.split(". ")[0].rstrip(".:")
+
+
+def describe_groups() -> str:
+    """Every config group with its options, the default first, one line each (train's --help)."""
+    defaults, lines = default_choices(), []
+    groups = sorted(
+        path.name for path in CONFIG_DIR.iterdir() if path.is_dir() and not path.name.startswith(("_", "hydra"))
+    )
+    for group in groups:
+        default = defaults.get(group)
+        options = sorted(
+            sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml")), key=lambda name: name != default
+        )
+        how = "" if default else f"  (off unless chosen: {'' if group in defaults else '+'}{group}=<option>)"
+        lines.append(f"{group}:{how}")
+        labels = {option: f"{option} (default)" if option == default else option for option in options}
+        width = max(len(label) for label in labels.values()) + 2
+        lines += [
+            f"  {labels[option]:<{width}}{first_sentence(CONFIG_DIR / group / f'{option}.yaml')}" for option in options
+        ]
+    return "\n".join(lines).replace("$", "$$")  # Hydra fills the help template with string.Template
+
+
 def upgrade_config(saved: DictConfig) -> DictConfig:
     """A saved config in today's layout: runs written by mnist_cnn 0.1.0 still evaluate, predict, export, resume."""
     cfg = copy.deepcopy(saved)
     with open_dict(cfg):
+        cfg.setdefault("init_from", None)
+        cfg.trainer.setdefault("enable_model_summary", False)
         if "speed" not in cfg:
             cfg.speed = {
                 "channels_last": cfg.model.pop("channels_last", True),
@@ -54,7 +95,7 @@ def upgrade_config(saved: DictConfig) -> DictConfig:
             cfg.scheduler._partial_ = True
         if "checkpoint" in cfg.callbacks:
             cfg.callbacks = upgraded_callbacks(cfg.callbacks)
-        for name, settings in cfg.logger.items():
+        for name, settings in (cfg.get("logger") or {}).items():
             if "_target_" not in settings:
                 cfg.logger[name] = OmegaConf.merge(default_node("logger", name)[name], settings)
     return cfg

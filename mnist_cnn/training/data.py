@@ -18,22 +18,34 @@ from filelock import FileLock
 from torch import Tensor
 from torchvision.datasets import MNIST
 
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import UserError, last_line
 from mnist_cnn.training.augment import build_augmentation
-from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, is_complete, raw_dir
+from mnist_cnn.training.mnist_files import RAW_FILES, check_raw_files, has_mnist, is_complete, raw_dir
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 
 
 def download_once(root: str | Path) -> None:
-    """Fetch MNIST into root unless it is there; a file lock lets parallel sweep jobs share one download."""
+    """Fetch MNIST into root unless it is there; a file lock lets parallel sweep jobs share one download.
+
+    A failed download (no network, a proxy, a full disk) is one line with the way to put the files in place.
+    """
     if is_complete(root):
         return
     raw_dir(root).mkdir(parents=True, exist_ok=True)
     with FileLock(raw_dir(root).parent / "download.lock"):
-        if not has_mnist(root):
+        if has_mnist(root):
+            return
+        try:
             MNIST(str(root), train=True, download=True)
+        except (RuntimeError, OSError) as error:
+            files = ", ".join(f"{name}.gz" for name in RAW_FILES)
+            raise UserError(
+                f"could not download MNIST into {raw_dir(root)} ({last_line(error)}): download {files} from "
+                f"{MNIST.mirrors[0]} into that folder and run again (they are unpacked there), or point "
+                "data.root at an existing copy (<root>/MNIST/raw/*-ubyte) with data.download=false"
+            ) from error
 
 
 def load_split(root: str | Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
@@ -117,6 +129,8 @@ class ResidentLoader:
 
 class MNISTDataModule(pl.LightningDataModule):
     """Official 60k/10k MNIST: a seeded train/validation split of the 60k, the 10k for test."""
+
+    image_shape = (1, 28, 28)  # channels, height, width of one image
 
     def __init__(
         self,

@@ -6,7 +6,9 @@ BatchNorm, which lets a 30k-parameter net reach 99% in an epoch or two.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from mnist_cnn.training.choices import STEMS
 
@@ -173,3 +175,13 @@ class FastCNN(DigitNet):
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters, as reported in metrics.json."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def flops_per_image(model: nn.Module, image_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one forward pass on one image, counted by torch (for the run's summary line)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *image_shape))
+    model.train(was_training)
+    return counter.get_total_flops()
