@@ -11,12 +11,14 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.errors import UserError
@@ -68,6 +70,7 @@ class RunDir:
     BEST_CHECKPOINT_NAME = "best-epoch{epoch:02d}-val_acc{val/acc:.4f}"
     LAST_CHECKPOINT_NAME = "last"
     LOG = "train.log"  # Hydra's job log (hydra.job.name is train)
+    LOCK = ".lock"  # held by the process training here
     TENSORBOARD = "tensorboard"  # the folder of the `logger.tensorboard` node (each logger writes into its key)
     EXPORTS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # `export`'s files by format
 
@@ -112,8 +115,40 @@ class RunDir:
         return self.path / name
 
     def holds_run(self) -> bool:
-        """True once a run has started training here (a checkpoint or its metrics exist)."""
-        return self.checkpoints.exists() or self.metrics_file.exists()
+        """True once a run has saved something here (a checkpoint or its metrics).
+
+        A run killed before its first checkpoint holds nothing yet, so it can be started again in place.
+        """
+        return any(self.checkpoints.glob("*.ckpt")) or self.metrics_file.exists()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a run trains here, so that a second run or resume of it is refused, not interleaved.
+
+        The operating system releases it when the process dies, even by kill -9.
+        """
+        lock = FileLock(self.path / self.LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout as held:
+            raise UserError(
+                f"another process is training {self.path} (it holds {lock.lock_file}): wait for it to end"
+            ) from held
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def earlier_metrics_file(self, epochs: int) -> Path:
+        """Where a finished run's metrics are kept when a resume trains it further."""
+        return self.path / f"metrics_after_{epochs}_epochs.json"
+
+    def restart_command(self) -> str:
+        """The command that starts a run killed before its first checkpoint again, in place."""
+        record = self.path / HYDRA_RECORD / "overrides.yaml"
+        overrides = [str(line) for line in OmegaConf.load(record)] if record.is_file() else []
+        words = ["python", "-m", "mnist_cnn.train", f"hydra.run.dir={self.path}", *overrides]
+        return " ".join(shlex.quote(word) for word in words)
 
     def read_config(self) -> DictConfig:
         """The saved config as written; `training.config.load_run_config` upgrades older layouts."""

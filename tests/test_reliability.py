@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import signal
 import string
@@ -15,6 +16,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from conftest import make_mnist_root, quick_overrides, run_command, start_command, train_in_process
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
@@ -181,17 +183,61 @@ def test_resume_refuses_overrides_that_change_the_experiment(trained_run):
         prepare_resume(trained_run, "model.dropout=0.5")
 
 
-def test_resume_checks_before_touching_the_run(trained_run, tmp_path):
+@pytest.fixture
+def interrupted_run(trained_run, tmp_path) -> Path:
+    """A copy of the trained run as a kill would have left it: checkpoints, no metrics.json yet."""
+    run_dir = shutil.copytree(trained_run, tmp_path / "interrupted")
+    (run_dir / "metrics.json").unlink()
+    return run_dir
+
+
+def test_resume_checks_before_touching_the_run(interrupted_run, tmp_path):
     with pytest.raises(UserError, match="max_epochs cannot change when resuming this run: its one_cycle schedule"):
-        prepare_resume(trained_run, "trainer.max_epochs=4")
-    resumed = prepare_resume(trained_run, "trainer.accelerator=cpu", "data.eval_batch_size=100")
-    assert (
-        resumed.data.eval_batch_size == 100
-        and resumed.data.val_size == 100
-        and resumed.resume == str(trained_run.resolve())
-    )
-    with pytest.raises(UserError, match=f"resume={tmp_path.resolve()} has no checkpoints/last.ckpt"):
-        prepare_resume(tmp_path)
+        prepare_resume(interrupted_run, "trainer.max_epochs=4")
+    resumed = prepare_resume(interrupted_run, "trainer.accelerator=cpu", "data.eval_batch_size=100")
+    assert resumed.data.eval_batch_size == 100 and resumed.data.val_size == 100
+    assert resumed.resume == str(interrupted_run.resolve())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=f"resume={tmp_path.resolve() / 'empty'} has no checkpoints/last.ckpt"):
+        prepare_resume(tmp_path / "empty")
+    with pytest.raises(UserError, match=f"resume={tmp_path / 'nowhere'} is not a run directory"):
+        prepare_resume(tmp_path / "nowhere")
+
+
+def test_a_finished_run_resumes_only_to_train_further(trained_run, tiny_mnist, tmp_path):
+    before = (trained_run / "metrics.json").read_text()
+    with pytest.raises(
+        UserError, match="finished all its 2 epochs: give trainer.max_epochs=<more> to train it further"
+    ):
+        prepare_resume(trained_run, "data.eval_batch_size=100")
+    assert (trained_run / "metrics.json").read_text() == before
+    further = shutil.copytree(trained_run, tmp_path / "further")
+    config = OmegaConf.load(further / "config.yaml")
+    config.scheduler = compose_config("scheduler=step").scheduler  # one-cycle's length could not grow
+    OmegaConf.save(config, further / "config.yaml")
+    train_in_process(further, f"resume={further}", "trainer.max_epochs=3")
+    assert json.loads((further / "metrics_after_2_epochs.json").read_text()) == json.loads(before)
+    assert json.loads((further / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_a_run_killed_before_its_first_checkpoint_says_how_to_start_it_again_in_place(tiny_mnist, tmp_path):
+    run_dir = tmp_path / "early"
+    (run_dir / ".hydra").mkdir(parents=True)
+    overrides = quick_overrides(tiny_mnist, "optim.lr=0.002")
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+    (run_dir / "checkpoints").mkdir()  # Lightning made the folder, nothing was saved yet
+    with pytest.raises(UserError) as refused:
+        prepare_resume(run_dir)
+    command = str(refused.value).split("start it again in place with ")[1]
+    assert shlex.split(command) == ["python", "-m", "mnist_cnn.train", f"hydra.run.dir={run_dir}", *overrides]
+    assert prepare(compose_config(*overrides), run_dir).optim.lr == 0.002  # and that command is accepted
+
+
+def test_two_runs_in_one_directory_at_once_are_refused(interrupted_run):
+    with RunDir(interrupted_run).lock():
+        with pytest.raises(UserError, match=f"another process is training {interrupted_run}"):
+            train_in_process(interrupted_run, f"resume={interrupted_run}")
+    assert not (interrupted_run / "metrics.json").exists()
 
 
 # 3. Signals
@@ -312,8 +358,8 @@ class Payload:
     """Stands in for arbitrary code a tampered checkpoint could carry."""
 
 
-def test_resume_refuses_a_checkpoint_carrying_pickled_objects(trained_run, tmp_path):
-    run_dir = shutil.copytree(trained_run, tmp_path / "tampered")
+def test_resume_refuses_a_checkpoint_carrying_pickled_objects(interrupted_run):
+    run_dir = interrupted_run
     last = run_dir / "checkpoints" / "last.ckpt"
     torch.save({**torch.load(last, weights_only=True), "payload": Payload()}, last)
     with pytest.raises(UserError, match=f"^{last} cannot be loaded safely \\(Weights only load failed"):

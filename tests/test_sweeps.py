@@ -94,7 +94,7 @@ def test_diverged_and_failed_jobs_are_recorded_and_the_sweep_finishes(tiny_mnist
     rows = {row["optim.lr"]: row for row in read_summary(sweep_dir)}
     assert [rows[lr]["status"] for lr in ("0.01", "1000000.0", "0")] == ["ok", "diverged", "failed"]
     assert job_metrics(sweep_dir, rows["1000000.0"])["epochs"] < 2  # stopped early
-    assert rows["0"]["error"] == "UserError: optim.lr=0 is invalid: allowed values are a finite number > 0"
+    assert rows["0"]["error"] == "UserError: optim.lr=0 is invalid: should be greater than 0"
     assert job_metrics(sweep_dir, rows["0"]) == {"status": "failed", "error": rows["0"]["error"]}
     assert rows["0.01"]["best"] == "yes"
     assert (

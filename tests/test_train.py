@@ -96,21 +96,25 @@ def test_runs_never_share_a_directory(tiny_mnist, tmp_path):
 
 
 BAD_VALUES = [
-    ("optim.lr=0", "optim.lr=0 is invalid: allowed values are a finite number > 0"),
-    ("optim.lr=-0.1", "optim.lr=-0.1 is invalid"),
-    ("data.batch_size=0", "data.batch_size=0 is invalid: allowed values are an integer >= 1"),
-    ("model.dropout=1.0", "model.dropout=1.0 is invalid: allowed values are a number in [0, 1)"),
-    ("model.dropout=-0.2", "model.dropout=-0.2 is invalid"),
+    ("optim.lr=0", "optim.lr=0 is invalid: should be greater than 0"),
+    ("optim.lr=-0.1", "optim.lr=-0.1 is invalid: should be greater than 0"),
+    ("data.batch_size=0", "data.batch_size=0 is invalid: should be greater than or equal to 1"),
+    ("model.dropout=1.0", "model.dropout=1.0 is invalid: should be less than 1"),
+    ("model.dropout=-0.2", "model.dropout=-0.2 is invalid: should be greater than or equal to 0"),
     ("data.val_size=600", "data.val_size=600 is invalid: allowed values are an integer from 1 to 599"),
-    ("model.width=0", "model.width=0 is invalid: allowed values are an integer >= 1"),
-    ("model.stem=conv", "model.stem=conv is invalid: allowed values are pool or strided"),
-    ("data.augment=blur", "data.augment=blur is invalid: allowed values are none or shift or affine or wild"),
-    (
-        "callbacks.progress.style=fancy",
-        "callbacks.progress.style=fancy is invalid: allowed values are auto or bar or log",
-    ),
-    ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: allowed values are an integer >= 1"),
-    ("optim.lr=fast", "optim.lr='fast' is not a number"),
+    ("model.width=0", "model.width=0 is invalid: should be greater than or equal to 1"),
+    ("model.stem=conv", "model.stem='conv' is invalid: should be 'pool' or 'strided'"),
+    ("data.augment=blur", "data.augment='blur' is invalid: should be 'none', 'shift', 'affine' or 'wild'"),
+    ("callbacks.progress.style=fancy", "callbacks.progress.style='fancy' is invalid: should be 'auto', 'bar' or 'log'"),
+    ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: should be greater than or equal to 1"),
+    ("data.eval_batch_size=-1", "data.eval_batch_size=-1 is invalid: should be greater than or equal to 1"),
+    ("data.augment_strength.rotate=nan", "data.augment_strength.rotate=nan is invalid: should be a finite number"),
+    ("trainer.devices=abc", "trainer.devices='abc' is invalid: should be a valid integer; or should be 'auto'"),
+    ("+trainer.foo=1", "trainer: foo is not an argument of Lightning's Trainer"),
+    ("optim=sgd optim.nesterov=true optim.momentum=0", "optim: nesterov=true needs momentum > 0"),
+    ("seed=-1", "seed=-1 is invalid: should be greater than or equal to 0"),
+    ("scheduler.max_lr=${nowhere}", "scheduler.max_lr cannot be resolved (Interpolation key 'nowhere' not found)"),
+    ("optim.lr=fast", "optim.lr='fast' is invalid: should be a valid number"),
 ]
 
 
@@ -118,7 +122,7 @@ BAD_VALUES = [
 def test_bad_values_are_refused_with_one_line_before_the_run_directory_exists(override, message, tiny_mnist, tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(UserError) as refused:
-        prepare(compose_config(*quick_overrides(tiny_mnist, override)), run_dir)
+        prepare(compose_config(*quick_overrides(tiny_mnist, *override.split())), run_dir)
     assert message in str(refused.value) and "\n" not in str(refused.value)
     assert not run_dir.exists()
 
@@ -206,7 +210,7 @@ def test_limit_batches_limit_the_final_measurement_as_they_limit_lightnings_loop
 def test_logging_can_be_switched_off(logger, tiny_mnist, tmp_path):
     run_dir = train_in_process(tmp_path / "run", *quick_overrides(tiny_mnist, logger))
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
-    assert sorted(path.name for path in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.json"]
+    assert sorted(path.name for path in run_dir.iterdir()) == [".lock", "checkpoints", "config.yaml", "metrics.json"]
     assert evaluate_run(run_dir)["test/acc"] > 0.5  # a run without loggers reads back like any other
 
 

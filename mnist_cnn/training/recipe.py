@@ -9,6 +9,7 @@ inside a Hydra app.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -123,11 +124,17 @@ def run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None
     """Train, measure and report one run; returns the validation accuracy (a sweeper's objective).
 
     `cfg` comes from `checks.prepare`; `choices` are the config groups' chosen options
-    (Hydra's runtime choices), logged with the hyperparameters.
+    (Hydra's runtime choices), logged with the hyperparameters. The run directory stays locked
+    while it trains, so a second run or resume of it is refused.
     """
+    run_dir = RunDir(run_dir)
+    with run_dir.lock():
+        return train_and_measure(cfg, run_dir, choices or {})
+
+
+def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, str]) -> float:
     started = time.perf_counter()
     quiet_known_noise()
-    run_dir = RunDir(run_dir)
     resume_from = run_dir.last_checkpoint if cfg.resume else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
@@ -138,6 +145,8 @@ def run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None
     resume_step = load_weights(module, resume_from)["global_step"] if resume_from else None
     if cfg.init_from and not resume_from:
         load_initial_weights(module, Path(cfg.init_from))
+    if resume_from and run_dir.metrics_file.is_file():  # a finished run trained further keeps its results beside
+        run_dir.metrics_file.replace(run_dir.earlier_metrics_file(run_dir.read_metrics()["epochs"]))
     run_dir.write_config(cfg)
     trainer = build_trainer(cfg, run_dir, resume_step)
     try:
@@ -151,17 +160,19 @@ def run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None
         return 0.0
 
     best_checkpoint = load_best_weights(module, trainer)
+    measured = measure(module, datamodule, cfg.trainer)
+    finite = all(math.isfinite(measured[f"{split}/loss"]) for split in ("train", "val", "test"))
     metrics: dict[str, Any] = {
-        **measure(module, datamodule, cfg.trainer),
+        **measured,
         "epochs": int(trainer.callback_metrics.get("epochs", trainer.current_epoch)),
         "params": count_parameters(module.network),
         "wall_time_s": round(time.perf_counter() - started, 2),
-        "status": "diverged" if "diverged" in trainer.callback_metrics else "ok",
+        "status": "ok" if finite and "diverged" not in trainer.callback_metrics else "diverged",
         "seed": cfg.seed,
         "best_checkpoint": run_dir.relative(best_checkpoint) if best_checkpoint else None,
     }
     run_dir.write_metrics(metrics)
-    log_final_results(trainer.loggers, flat_hparams(cfg, choices or {}), metrics)
+    log_final_results(trainer.loggers, flat_hparams(cfg, choices), metrics)
     log.info(
         "test/acc %.4f  val/acc %.4f  train/acc %.4f  in %.1f s  -> %s",
         metrics["test/acc"],

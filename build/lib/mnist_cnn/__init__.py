@@ -1,0 +1,1 @@
+"""mnist_cnn: configuration-driven training of convolutional digit classifiers."""

@@ -1,0 +1,115 @@
+"""One command-line style for every command: Hydra-style `key=value` arguments, `--help`, one-line errors.
+
+`train` is a Hydra app; the commands that read a finished run (evaluate, report, predict, export,
+serve) take the same `key=value` spelling through `parse_arguments`, which refuses unknown keys
+instead of ignoring them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_cnn.errors import EXIT_USER_ERROR, UserError, first_line
+
+
+@dataclass(frozen=True)
+class Option:
+    """One `key=value` argument of a command."""
+
+    help: str
+    required: bool = False
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a command is called, what it does, and the arguments it takes."""
+
+    name: str
+    summary: str
+    options: dict[str, Option]
+
+    def help_text(self) -> str:
+        width = max(len(key) for key in self.options) + 2
+        lines = [
+            f"usage: python -m mnist_cnn.{self.name} " + " ".join(self.usage_words()),
+            "",
+            self.summary,
+            "",
+            "arguments:",
+        ]
+        for key, option in self.options.items():
+            note = (
+                "required"
+                if option.required
+                else "optional"
+                if option.default is None
+                else f"default: {option.default}"
+            )
+            lines.append(f"  {key:<{width}}{option.help} ({note})")
+        return "\n".join(lines)
+
+    def usage_words(self) -> list[str]:
+        return [f"{key}=..." if option.required else f"[{key}=...]" for key, option in self.options.items()]
+
+
+def flat_keys(args: DictConfig) -> list[str]:
+    """`data.root=x` -> ["data.root"]: dotted keys, as the user typed them."""
+    keys = []
+    for key, value in args.items():
+        if isinstance(value, DictConfig):
+            keys += [f"{key}.{inner}" for inner in flat_keys(value)]
+        else:
+            keys.append(str(key))
+    return keys
+
+
+def unknown_key_error(key: str, command: Command) -> UserError:
+    close = difflib.get_close_matches(key, command.options, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"known keys: {', '.join(command.options)}"
+    return UserError(f"{key} is not an argument of {command.name}: {hint} (see --help)")
+
+
+def parse_arguments(command: Command, argv: list[str] | None = None) -> DictConfig:
+    """The command's arguments (sys.argv by default), defaults filled in; `--help` prints the options and exits 0."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(word in ("-h", "--help") for word in argv):
+        print(command.help_text())
+        sys.exit(0)
+    for word in argv:
+        if "=" not in word:
+            raise UserError(
+                f"{word!r} is not a key=value argument: usage: python -m mnist_cnn.{command.name} "
+                f"{' '.join(command.usage_words())}"
+            )
+    try:
+        args = OmegaConf.from_dotlist(argv)
+    except Exception as error:  # OmegaConf's grammar errors: an unbalanced ${, a bad key
+        raise UserError(f"cannot parse the arguments ({first_line(error)}): write them as key=value") from error
+    for key in flat_keys(args):
+        if key not in command.options:
+            raise unknown_key_error(key, command)
+    for key, option in command.options.items():
+        value = OmegaConf.select(args, key)
+        if option.required and value in (None, ""):
+            raise UserError(f"{key}= is required: {option.help} (see --help)")
+        if value is None:
+            OmegaConf.update(args, key, option.default, force_add=True)
+    return args
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a UserError into one `error: ...` line on stderr and exit status 2."""
+    try:
+        yield
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,225 @@
+"""The one owner of a run's and a sweep's files: every name inside them is spelled here and nowhere else.
+
+Training writes a run directory; evaluate, predict, export, serve, report and the sweep summary only
+read it. docs/ARCHITECTURE.md lists each file with who writes and who reads it. Nothing here imports
+torch, so the fail-fast checks can use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_cnn.errors import UserError
+
+HYDRA_RECORD = ".hydra"  # Hydra's own copy of the config, its settings and the overrides
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write through `<path>.partial`, fsync it and rename it over `path`.
+
+    A rename within one folder is atomic, so a crash, a full disk or a failed serialization leaves the
+    previous file intact, never half of a new one.
+    """
+    partial = path.with_name(path.name + ".partial")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with partial.open("wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    with atomic_file(path) as handle:
+        handle.write((json.dumps(content, indent=2) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory: what training writes, and what every later command reads."""
+
+    path: Path
+
+    CONFIG = "config.yaml"  # the resolved config the run trained with
+    METRICS = "metrics.json"  # final metrics, measured with the best checkpoint
+    EVAL = "eval.json"  # `evaluate`'s result
+    CHECKPOINTS = "checkpoints"
+    # Lightning's file-name templates (without .ckpt) of the best and the every-epoch checkpoint
+    BEST_CHECKPOINT_NAME = "best-epoch{epoch:02d}-val_acc{val/acc:.4f}"
+    LAST_CHECKPOINT_NAME = "last"
+    LOG = "train.log"  # Hydra's job log (hydra.job.name is train)
+    TENSORBOARD = "tensorboard"  # the folder of the `logger.tensorboard` node (each logger writes into its key)
+    EXPORTS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # `export`'s files by format
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / self.EVAL
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """Where the run keeps the checkpoint it resumes from, whether or not it is there yet."""
+        return self.checkpoints / f"{self.LAST_CHECKPOINT_NAME}.ckpt"
+
+    @property
+    def hydra_file(self) -> Path:
+        return self.path / HYDRA_RECORD / "hydra.yaml"
+
+    @property
+    def job_config_file(self) -> Path:
+        """The config as Hydra composed it for this job, before our checks resolved anything."""
+        return self.path / HYDRA_RECORD / "config.yaml"
+
+    def export_file(self, format: str) -> Path:
+        return self.path / self.EXPORTS[format]
+
+    def logger_dir(self, name: str) -> Path:
+        """Where the logger of the `logger.<name>` config node writes (e.g. tensorboard/)."""
+        return self.path / name
+
+    def holds_run(self) -> bool:
+        """True once a run has started training here (a checkpoint or its metrics exist)."""
+        return self.checkpoints.exists() or self.metrics_file.exists()
+
+    def read_config(self) -> DictConfig:
+        """The saved config as written; `training.config.load_run_config` upgrades older layouts."""
+        if not self.config_file.is_file():
+            raise UserError(f"{self.path} is not a run directory (no {self.CONFIG}): pass a folder under outputs/")
+        return OmegaConf.load(self.config_file)
+
+    def write_config(self, cfg: DictConfig) -> None:
+        with atomic_file(self.config_file) as handle:
+            handle.write(OmegaConf.to_yaml(cfg, resolve=True).encode())
+
+    def read_metrics(self) -> dict[str, Any]:
+        return read_json(self.metrics_file)
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        write_json(self.metrics_file, metrics)
+
+    def relative(self, path: str | Path) -> str:
+        """A path inside the run, relative to it, as metrics.json records files (a moved run still finds them)."""
+        return str(Path(path).resolve().relative_to(self.path.resolve()))
+
+    def best_checkpoint(self) -> Path:
+        """The checkpoint metrics.json names as best, else the newest file named by BEST_CHECKPOINT_NAME."""
+        if self.metrics_file.is_file():
+            named = self.read_metrics().get("best_checkpoint")
+            if named and (self.path / named).is_file():
+                return self.path / named
+        prefix = self.BEST_CHECKPOINT_NAME.split("{")[0]
+        candidates = sorted(self.checkpoints.glob(f"{prefix}*.ckpt"), key=lambda path: path.stat().st_mtime)
+        if not candidates:
+            raise UserError(f"{self.path} has no best checkpoint in {self.CHECKPOINTS}/: train it to the end first")
+        return candidates[-1]
+
+    def checkpoint(self, which: str) -> Path:
+        """`best`, `last`, or a checkpoint file given by its path."""
+        if which == "best":
+            return self.best_checkpoint()
+        path = self.last_checkpoint if which == "last" else Path(which)
+        if not path.is_file():
+            raise UserError(f"ckpt={which}: {path} does not exist: use best, last or the path of a .ckpt file")
+        return path
+
+    def hydra_settings(self) -> DictConfig:
+        """The `hydra` node Hydra saved for this job (its number, overrides and group choices)."""
+        return OmegaConf.load(self.hydra_file).hydra
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    """A `-m` sweep: one run directory per job, the summary, the plots and the selected model."""
+
+    path: Path
+
+    SUMMARY_CSV = "summary.csv"
+    SUMMARY_MD = "summary.md"
+    SELECTED = "selected_model"  # a copy of the best job, usable as a run directory
+    ACCURACY_PLOT = "test_acc_by_lr.png"
+    CURVES_PLOT = "best_curves.png"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def selected(self) -> RunDir:
+        return RunDir(self.path / self.SELECTED)
+
+    def jobs(self) -> list[RunDir]:
+        """The job directories in the order Hydra numbered them (a folder Hydra did not number is no job)."""
+        numbered = []
+        for folder in self.path.iterdir() if self.path.is_dir() else ():
+            job = RunDir(folder)
+            if folder.name != self.SELECTED and job.hydra_file.is_file():
+                number = OmegaConf.select(job.hydra_settings(), "job.num", throw_on_missing=False)
+                if number is not None:
+                    numbered.append((number, job))
+        return [job for _, job in sorted(numbered, key=lambda pair: pair[0])]
+
+
+def or_default(value: str | None, default: str) -> str:
+    """`${or_default:${resume},<new dir>}`: a resumed run's own directory, else a new one.
+
+    (oc.select would return the null instead of its default.)
+    """
+    return default if value is None else value
+
+
+def hydra_record(resume: str | None) -> str:
+    """Hydra's record of a command; a resumed run adds its own beside the original's instead of overwriting it."""
+    if resume is None:
+        return HYDRA_RECORD
+    return f"{HYDRA_RECORD}/resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
+
+
+def register_resolvers() -> None:
+    """The resolvers that name run and sweep directories.
+
+    `${unique:}` is a random tag, cached so that every use within one process agrees.
+    """
+    resolvers = {
+        "unique": (lambda: secrets.token_hex(3), True),
+        "or_default": (or_default, False),
+        "hydra_record": (hydra_record, True),
+    }
+    for name, (resolver, cached) in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=cached)

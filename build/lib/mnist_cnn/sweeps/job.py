@@ -1,0 +1,74 @@
+"""One job of a `-m` sweep: whatever happens to it, the other jobs and the summary go on.
+
+Hydra's sweepers re-raise a failed job's exception after the batch, and `sys.exit` would end the
+whole multirun, so a sweep job records its failure in its own `metrics.json` and returns instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from mnist_cnn.errors import TrainingInterrupted, first_line
+from mnist_cnn.rundir import RunDir
+from mnist_cnn.training.checks import check_sweep_strategy, prepare
+from mnist_cnn.training.recipe import run
+
+log = logging.getLogger(__name__)
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def named_first_line(error: BaseException) -> str:
+    """`UserError: optim.lr=0 is invalid ...`: a summary row has no traceback to say what raised."""
+    return f"{type(error).__name__}: {first_line(error)}" if str(error).strip() else type(error).__name__
+
+
+def parallel_jobs(launcher: DictConfig) -> int:
+    """How many jobs the launcher runs at once on this machine (joblib's n_jobs; 1 otherwise)."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    from joblib import effective_n_jobs  # present whenever the joblib launcher is
+
+    return effective_n_jobs(launcher.get("n_jobs") or 1)
+
+
+def threads_per_job(launcher: DictConfig) -> int:
+    """The launcher's `cpus_per_task` where it sets one (submitit), else an equal share of this machine's cores."""
+    if launcher.get("cpus_per_task"):
+        return int(launcher.cpus_per_task)
+    return max(1, (os.cpu_count() or 1) // parallel_jobs(launcher))
+
+
+def share_cores() -> None:
+    """Cap each job's torch threads, so that jobs running side by side do not oversubscribe the cores."""
+    threads = threads_per_job(HydraConfig.get().launcher)
+    torch.set_num_threads(threads)
+    log.info("torch threads for this job: %d", threads)
+
+
+def run_sweep_job(cfg: DictConfig) -> float:
+    """Prepare and run one job; a raising job is logged and recorded as failed, and scores NaN for a sweeper."""
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    share_cores()
+    try:
+        check_sweep_strategy(cfg, str(hydra.launcher.get("_target_", "")))
+        return run(prepare(cfg, run_dir, hydra.overrides.task), run_dir, hydra.runtime.choices)
+    except TrainingInterrupted:
+        raise  # a preempted or Ctrl+C'd sweep stops; its job resumes with resume=<job dir>
+    except Exception as error:
+        log.error(
+            "job failed: %s", named_first_line(error), exc_info=True
+        )  # the whole traceback stays in the job's log
+        RunDir(run_dir).write_metrics({"status": "failed", "error": named_first_line(error)})
+        return math.nan

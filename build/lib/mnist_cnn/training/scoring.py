@@ -1,0 +1,63 @@
+"""Accuracy and loss of a network on whole splits, in large batches under inference mode.
+
+Training's final numbers and `mnist_cnn.evaluate` both come from `evaluate`, so they agree exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mnist_cnn.training.data import MNISTDataModule
+
+
+@torch.inference_mode()
+def evaluate(network: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 250) -> dict[str, float]:
+    """{"acc": fraction correct, "loss": mean cross-entropy}, with the network in eval mode."""
+    was_training = network.training
+    network.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(labels), batch_size):
+        batch_images, batch_labels = images[start : start + batch_size], labels[start : start + batch_size]
+        logits = network(batch_images)
+        loss_sum += F.cross_entropy(logits, batch_labels, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == batch_labels).sum().item()
+    network.train(was_training)
+    return {"acc": correct / len(labels), "loss": loss_sum / len(labels)}
+
+
+def images_to_measure(total: int, batch_size: int, limit: int | float) -> int:
+    """How many of a split's images a final measurement uses, as Lightning reads a `limit_*_batches`.
+
+    A float is a fraction of the split, an integer a number of batches.
+    """
+    if isinstance(limit, float):
+        return max(1, int(total * limit))
+    return min(total, int(limit) * batch_size)
+
+
+def measurement_limits(trainer: Mapping[str, Any]) -> dict[str, int | float]:
+    """The trainer's limits on each split, applied to the final measurement too, so a smoke test stays seconds.
+
+    `fast_dev_run` measures one batch of each split (or its number of batches).
+    """
+    if trainer.get("fast_dev_run"):
+        batches = 1 if trainer["fast_dev_run"] is True else int(trainer["fast_dev_run"])
+        return dict.fromkeys(("train", "val", "test"), batches)
+    return {split: trainer.get(f"limit_{split}_batches", 1.0) for split in ("train", "val", "test")}
+
+
+def final_metrics(network: nn.Module, datamodule: MNISTDataModule, limits: Mapping[str, int | float]) -> dict[str, Any]:
+    """Accuracy and loss on every split in eval mode (train/acc as the seed study reports it), and the images used."""
+    network.to(datamodule.splits["test"][0].device)
+    results: dict[str, Any] = {"measured_images": {}}
+    for split, (images, labels) in datamodule.splits.items():
+        count = images_to_measure(len(labels), datamodule.eval_batch_size, limits[split])
+        scores = evaluate(network, images[:count], labels[:count], datamodule.eval_batch_size)
+        results[f"{split}/acc"], results[f"{split}/loss"] = scores["acc"], scores["loss"]
+        results["measured_images"][split] = count
+    return results

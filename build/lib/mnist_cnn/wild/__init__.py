@@ -1,0 +1,1 @@
+"""Digits in the wild: reading images people bring, MNIST-style preprocessing, the pixel classifier."""
