@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -62,3 +63,29 @@ def test_bad_uploads_get_4xx_with_a_message_and_the_app_keeps_serving(client, da
 def test_missing_field_is_a_400(client):
     response = upload(client, encoded(zero()), field="photo")
     assert response.status_code == 400 and "'image'" in response.get_json()["error"]
+
+
+def test_predictions_beyond_the_concurrency_bound_get_503_and_the_app_recovers(trained_run, monkeypatch):
+    from mnist_cnn import serve
+
+    monkeypatch.setattr(serve, "PREDICTION_SLOTS", 1)
+    monkeypatch.setattr(serve, "BUSY_WAIT", 0.01)
+    busy_client = create_app(trained_run).test_client()
+    slot_taken = threading.Event()
+    release = threading.Event()
+    real_to_mnist = serve.to_mnist
+
+    def slow_to_mnist(gray):
+        slot_taken.set()
+        release.wait(30)
+        return real_to_mnist(gray)
+
+    monkeypatch.setattr(serve, "to_mnist", slow_to_mnist)
+    first = threading.Thread(target=upload, args=(busy_client, encoded(zero())))
+    first.start()
+    assert slot_taken.wait(30)
+    refused = upload(busy_client, encoded(zero()))
+    release.set()
+    first.join(30)
+    assert refused.status_code == 503 and refused.get_json()["error"].startswith("busy: 1 predictions are running")
+    assert upload(busy_client, encoded(zero())).status_code == 200

@@ -5,14 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
+import signal
+import time
 from math import prod
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import quick_overrides, run_command
-from mnist_cnn.errors import UserError
+from conftest import make_mnist_root, quick_overrides, run_command, start_command
+from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.report import report
 from mnist_cnn.training.config import compose_config
@@ -171,3 +174,30 @@ def test_slurm_preset_runs_one_task_per_device():
     launcher = compose_hydra("hydra/launcher=slurm", "trainer.devices=4").hydra.launcher
     assert launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4
     assert launcher._target_.endswith("SlurmLauncher")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_whole_sweep_keeps_what_finished_and_prints_a_resume_command_that_parses(tmp_path):
+    data_root = make_mnist_root(tmp_path / "data", train=1200)
+    overrides = sweep_overrides(data_root, "trainer.max_epochs=3", "data.batch_size=16", "optim.lr=0.001,0.002,0.003")
+    process = start_command("mnist_cnn.train", "-m", *overrides, cwd=tmp_path)
+    deadline = time.monotonic() + 180
+    while not list((tmp_path / "outputs" / "sweeps").glob("*/1_*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stopped_at = time.monotonic()
+    _, stderr = process.communicate(timeout=120)
+    assert time.monotonic() - stopped_at < 30 and process.returncode == EXIT_INTERRUPTED, stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "outputs" / "sweeps").iterdir()
+    statuses = [row["status"] for row in read_summary(sweep_dir)]
+    assert statuses[0] == "ok" and statuses[1] == "interrupted" and statuses[2:] in ([], ["not run"])
+    (command,) = [
+        line.split("with: ", 1)[1] for line in stderr.splitlines() if line.startswith("continue the interrupted")
+    ]
+    words = shlex.split(command)
+    assert words[:3] == ["python", "-m", "mnist_cnn.train"]
+    resumed = run_command(*words[2:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    job = sweep_dir / read_summary(sweep_dir)[1]["job"]
+    assert json.loads((job / "metrics.json").read_text())["epochs"] == 3

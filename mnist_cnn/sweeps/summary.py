@@ -16,8 +16,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from mnist_cnn.errors import EXIT_SOME_FAILED
+from mnist_cnn.errors import EXIT_INTERRUPTED, EXIT_SOME_FAILED
 from mnist_cnn.rundir import RunDir, SweepDir
+from mnist_cnn.sweeps.stop import STOP
 
 log = logging.getLogger(__name__)
 SCORES = ("train/acc", "val/acc", "test/acc", "test/loss")
@@ -42,14 +43,17 @@ def job_overrides(hydra_cfg: DictConfig) -> list[str]:
     return [line for line in hydra_cfg.overrides.task if line.split("=")[0].lstrip("+~") not in excluded]
 
 
+def unfinished(job: RunDir) -> dict[str, str]:
+    """A job without metrics.json: stopped mid-training (resumable), or never started."""
+    if job.last_checkpoint.is_file():
+        return {"status": "interrupted", "error": f"stopped after saving {job.LAST_CHECKPOINT_NAME}.ckpt: resume it"}
+    return {"status": "not run", "error": "the sweep stopped before this job trained"}
+
+
 def job_row(job: RunDir) -> dict[str, Any]:
     hydra_cfg = job.hydra_settings()
     task_cfg = OmegaConf.load(job.job_config_file)
-    metrics = (
-        job.read_metrics()
-        if job.metrics_file.is_file()
-        else {"status": "failed", "error": f"no {job.METRICS}: the job did not finish"}
-    )
+    metrics = job.read_metrics() if job.metrics_file.is_file() else unfinished(job)
     return {
         "job": job.path.name,
         "overrides": job_overrides(hydra_cfg),
@@ -119,9 +123,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, sweep_dir: SweepDir) -> None:
     best = next((row for row in rows if row["best"]), None)
-    counts = ", ".join(
-        f"{sum(row['status'] == status for row in rows)} {status}" for status in ("ok", "diverged", "failed")
-    )
+    statuses = ["ok", "diverged", "failed", *sorted({row["status"] for row in rows} - {"ok", "diverged", "failed"})]
+    counts = ", ".join(f"{sum(row['status'] == status for row in rows)} {status}" for status in statuses)
     verdict = (
         f"best by val/acc: `{best['job']}` (val/acc {best['val/acc']:.4f}, test/acc {best['test/acc']:.4f}), "
         f"copied to `{sweep_dir.SELECTED}/`"
@@ -154,6 +157,14 @@ class SweepSummary(Callback):
             return
         rows = summarize(sweep_dir)
         log.info("sweep summary of %d jobs: %s", len(rows), sweep_dir.file(sweep_dir.SUMMARY_MD))
+        if STOP.requested:
+            for command in STOP.resume_commands():
+                print(f"continue the interrupted job with: {command}", file=sys.stderr)
+            print(
+                f"the sweep was stopped by a signal; the summary covers the jobs that finished: {sweep_dir.path}",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_INTERRUPTED)
         if rows and all(row["status"] == "failed" for row in rows):
             print(
                 f"error: every job of the sweep failed: see the error column of {sweep_dir.file(sweep_dir.SUMMARY_MD)}",

@@ -44,15 +44,21 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise UserError naming the first bad key: the schema first, then what the data files say."""
-    validate(resolved(cfg))
-    if has_mnist(cfg.data.root):
-        check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
-    train_size = train_set_size(cfg.data.root)
+    check_values(resolved(cfg))
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """check_config on the plain, resolved values."""
+    validate(config)
+    data = config["data"]
+    if has_mnist(data["root"]):
+        check_raw_files(data["root"])  # the training set's size below comes from a file header
+    train_size = train_set_size(data["root"])
     allowed = f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)"
-    require(cfg.data.val_size < train_size, "data.val_size", cfg.data.val_size, allowed)
-    if not cfg.data.download and not has_mnist(cfg.data.root):
+    require(data["val_size"] < train_size, "data.val_size", data["val_size"], allowed)
+    if not data["download"] and not has_mnist(data["root"]):
         raise UserError(
-            f"data.root={cfg.data.root} holds no MNIST and data.download=false: set data.download=true or point "
+            f"data.root={data['root']} holds no MNIST and data.download=false: set data.download=true or point "
             "data.root at an existing copy"
         )
 
