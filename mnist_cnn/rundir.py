@@ -73,6 +73,7 @@ class RunDir:
     LOCK = ".lock"  # held by the process training here
     TENSORBOARD = "tensorboard"  # the folder of the `logger.tensorboard` node (each logger writes into its key)
     EXPORTS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # `export`'s files by format
+    PLOTS = "plots"  # the run's figures as PNGs: curves, test_confusion, test_misclassified
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -109,6 +110,9 @@ class RunDir:
 
     def export_file(self, format: str) -> Path:
         return self.path / self.EXPORTS[format]
+
+    def plot(self, name: str) -> Path:
+        return self.path / self.PLOTS / f"{name}.png"
 
     def logger_dir(self, name: str) -> Path:
         """Where the logger of the `logger.<name>` config node writes (e.g. tensorboard/)."""
@@ -202,6 +206,7 @@ class SweepDir:
 
     path: Path
 
+    RECORD = "sweep.yaml"  # what every job shares, and the keys that differ between them
     SUMMARY_CSV = "summary.csv"
     SUMMARY_MD = "summary.md"
     SELECTED = "selected_model"  # a copy of the best job, usable as a run directory
@@ -217,6 +222,15 @@ class SweepDir:
     @property
     def selected(self) -> RunDir:
         return RunDir(self.path / self.SELECTED)
+
+    def write_record(self, shared: list[str], varying: list[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.file(self.RECORD)) as handle:
+            handle.write(OmegaConf.to_yaml({"shared": shared, "varying": varying}).encode())
+
+    def record(self) -> DictConfig | None:
+        """The sweep's record, or None for a sweep started before there was one."""
+        return OmegaConf.load(self.file(self.RECORD)) if self.file(self.RECORD).is_file() else None
 
     def jobs(self) -> list[RunDir]:
         """The job directories in the order Hydra numbered them (a folder Hydra did not number is no job)."""
@@ -245,12 +259,31 @@ def hydra_record(resume: str | None) -> str:
     return f"{HYDRA_RECORD}/resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
+PRESET_GROUPS = ("experiment", "sweep", "hparams_search")  # they name a sweep, never a job
+
+
+def job_name(number: int, overrides: list[str], sweep_dir: str) -> str:
+    """`3_optim.lr=0.1,optim=sgd`: a job's number and the overrides that tell it apart from the sweep's other jobs.
+
+    What all jobs share is written once, in the sweep's record; presets and paths never name a job.
+    """
+    record = SweepDir(Path(sweep_dir)).record()
+    varying = set(record.varying) if record is not None else None
+    pairs = []
+    for line in overrides:
+        key, _, value = line.lstrip("+~").partition("=")
+        if key not in PRESET_GROUPS and (varying is None or key in varying):
+            pairs.append(f"{key}={value.replace('/', '-')}")
+    return "_".join([str(number), ",".join(sorted(pairs))]) if pairs else str(number)
+
+
 def register_resolvers() -> None:
     """The resolvers that name run and sweep directories.
 
     `${unique:}` is a random tag, cached so that every use within one process agrees.
     """
     resolvers = {
+        "job_name": (job_name, False),
         "unique": (lambda: secrets.token_hex(3), True),
         "or_default": (or_default, False),
         "hydra_record": (hydra_record, True),

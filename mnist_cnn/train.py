@@ -43,12 +43,13 @@ def train(cfg: DictConfig) -> float:
     log.info("config: %s", chosen_options(runtime.choices))
     with long_lived_imports():
         from mnist_cnn.sweeps.job import in_multirun, run_sweep_job
+        from mnist_cnn.training.hparams import overridden_keys
         from mnist_cnn.training.recipe import run
     if in_multirun():
         return run_sweep_job(cfg)
     try:
         with user_errors():
-            accuracy = run(cfg, runtime.output_dir, runtime.choices)
+            accuracy = run(cfg, runtime.output_dir, runtime.choices, overridden_keys(HydraConfig.get().overrides.task))
     except TrainingInterrupted as stop:
         print(stop, file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

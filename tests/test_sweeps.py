@@ -44,26 +44,59 @@ def job_metrics(sweep_dir: Path, row: dict[str, str]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(tiny_mnist, tmp_path_factory) -> Path:
-    """A 2x2 grid over the optimizer and the batch size."""
+def grid_run(tiny_mnist, tmp_path_factory) -> tuple[Path, str]:
+    """A 2x2 grid over the optimizer and the batch size, and what the command printed."""
     workdir = tmp_path_factory.mktemp("grid")
-    return run_sweep(workdir, *sweep_overrides(tiny_mnist, "optim=sgd,adam", "data.batch_size=32,64"))
+    result = run_command(
+        "mnist_cnn.train", "-m", *sweep_overrides(tiny_mnist, "optim=sgd,adam", "data.batch_size=32,64"), cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (workdir / "outputs" / "sweeps").iterdir()
+    return sweep_dir, result.stdout
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(grid_run) -> Path:
+    return grid_run[0]
 
 
 @pytest.mark.slow
 def test_grid_summary_has_a_row_per_job_and_marks_the_best_by_validation_accuracy(grid_sweep):
     rows = read_summary(grid_sweep)
     assert len(rows) == 4 and {row["status"] for row in rows} == {"ok"}
-    jobs = {frozenset(row["overrides"].split(",")) for row in rows}
-    assert jobs == {frozenset({f"optim={o}", f"data.batch_size={b}"}) for o in ("sgd", "adam") for b in (32, 64)}
+    assert list(rows[0])[:3] == ["job", "data.batch_size", "optim"]  # the varying keys, once each
+    assert {(row["optim"], row["data.batch_size"]) for row in rows} == {
+        (o, b) for o in ("sgd", "adam") for b in ("32", "64")
+    }
     for row in rows:
-        assert (grid_sweep / row["job"]).is_dir()
+        assert row["job"] == f"{row['job'].split('_')[0]}_data.batch_size={row['data.batch_size']},optim={row['optim']}"
         assert float(row["val/acc"]) == job_metrics(grid_sweep, row)["val/acc"]
-        assert row["optim"] in row["overrides"] and f"data.batch_size={row['data.batch_size']}" in row["overrides"]
     (best,) = [row for row in rows if row["best"] == "yes"]
     assert float(best["val/acc"]) == max(float(row["val/acc"]) for row in rows)
     markdown = (grid_sweep / "summary.md").read_text()
-    assert f"best by val/acc: `{best['job']}`" in markdown and markdown.count("| ok |") == 4
+    assert f"Best by val/acc: `{best['job']}`" in markdown and markdown.count("| ok |") == 4
+    table = [line for line in markdown.splitlines() if line.startswith("| ")]
+    assert table[2].startswith(f"| {best['job'].split('_')[0]} |")  # the winner's row first, under the header
+    assert "trainer.max_epochs=1" in markdown.split("|")[0]  # what every job shares, said once above the table
+
+
+@pytest.mark.slow
+def test_the_sweep_records_what_its_jobs_share_and_prints_the_table_and_the_winner(grid_run):
+    sweep_dir, stdout = grid_run
+    record = yaml.safe_load((sweep_dir / "sweep.yaml").read_text())
+    assert record["varying"] == ["data.batch_size", "optim"]
+    assert "trainer.max_epochs=1" in record["shared"] and not any(line.startswith("optim") for line in record["shared"])
+    assert "| job | data.batch_size | optim | status |" in stdout
+    assert f"the selected model: {sweep_dir / 'selected_model'}" in stdout
+
+
+@pytest.mark.slow
+def test_a_sweep_jobs_hparams_mark_the_swept_keys(grid_sweep):
+    from test_hparams import experiment_of
+
+    job = next(path for path in grid_sweep.iterdir() if path.name.startswith("0_"))
+    shown = [info.name for info in experiment_of(job).hparam_infos[:5]]
+    assert shown[:2] == ["data.batch_size", "optim"]
 
 
 @pytest.mark.slow

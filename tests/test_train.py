@@ -42,17 +42,29 @@ def test_run_writes_metrics_checkpoints_config_and_tensorboard(finished_run):
     assert list((finished_run / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_tensorboard_has_curves_learning_rate_and_real_hparams(finished_run):
+def test_tensorboard_has_one_curve_per_figure_the_final_metrics_and_images(finished_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(finished_run / "tensorboard"))
+    events = EventAccumulator(str(finished_run / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"train/loss_step", "train/loss_epoch", "train/acc_step", "train/acc_epoch", "val/acc", "val/loss"} <= tags
-    assert any(tag.startswith("lr-") for tag in tags)
+    expected = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best", "test/acc", "test/loss"}
+    assert set(events.Tags()["scalars"]) == expected  # no epoch chart, no _step/_epoch pairs, no hparams/* copies
     metrics = json.loads((finished_run / "metrics.json").read_text())
-    assert events.Scalars("hparams/test_acc")[-1].value == pytest.approx(metrics["test/acc"])
-    assert "hp_metric" not in tags
+    last_step = max(event.step for tag in expected - {"test/acc", "test/loss"} for event in events.Scalars(tag))
+    ((step, value),) = [(event.step, event.value) for event in events.Scalars("test/acc")]
+    assert step >= last_step and value == pytest.approx(metrics["test/acc"])  # one point, at the end
+    assert events.Scalars("val/acc_best")[-1].value == max(event.value for event in events.Scalars("val/acc"))
+    images = set(events.Tags()["images"])
+    assert {"val/confusion", "val/misclassified", "test/confusion", "test/misclassified", "curves"} <= images
+    assert len(events.Images("val/confusion")) == 2  # one per epoch
+
+
+def test_a_run_keeps_its_figures_and_per_class_accuracy(finished_run):
+    for name in ("curves", "test_confusion", "test_misclassified"):
+        assert (finished_run / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    per_class = json.loads((finished_run / "metrics.json").read_text())["test/per_class_acc"]
+    assert sorted(per_class, key=int) == [str(digit) for digit in range(10)]
+    assert all(value is None or 0 <= value <= 1 for value in per_class.values())
 
 
 def test_evaluate_agrees_with_training(finished_run):
@@ -210,7 +222,13 @@ def test_limit_batches_limit_the_final_measurement_as_they_limit_lightnings_loop
 def test_logging_can_be_switched_off(logger, tiny_mnist, tmp_path):
     run_dir = train_in_process(tmp_path / "run", *quick_overrides(tiny_mnist, logger))
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
-    assert sorted(path.name for path in run_dir.iterdir()) == [".lock", "checkpoints", "config.yaml", "metrics.json"]
+    assert sorted(path.name for path in run_dir.iterdir()) == [
+        ".lock",
+        "checkpoints",
+        "config.yaml",
+        "metrics.json",
+        "plots",
+    ]
     assert evaluate_run(run_dir)["test/acc"] > 0.5  # a run without loggers reads back like any other
 
 

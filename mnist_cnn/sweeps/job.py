@@ -17,9 +17,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_cnn.errors import TrainingInterrupted, first_line
-from mnist_cnn.rundir import RunDir
+from mnist_cnn.rundir import RunDir, SweepDir
 from mnist_cnn.sweeps.stop import STOP
 from mnist_cnn.training.checks import check_sweep_strategy, prepare
+from mnist_cnn.training.hparams import overridden_keys
 from mnist_cnn.training.recipe import run
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def run_sweep_job(cfg: DictConfig) -> float:
     share_cores()
     try:
         check_sweep_strategy(cfg, str(hydra.launcher.get("_target_", "")))
-        return run(prepare(cfg, run_dir, hydra.overrides.task), run_dir, hydra.runtime.choices)
+        record = SweepDir(run_dir.parent).record()
+        differing = list(record.varying) if record is not None else overridden_keys(hydra.overrides.task)
+        return run(prepare(cfg, run_dir, hydra.overrides.task), run_dir, hydra.runtime.choices, differing)
     except TrainingInterrupted as stop:
         log.warning("%s", stop)
         STOP.requested = True

@@ -10,11 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 from mnist_cnn.rundir import RunDir, SweepDir  # noqa: E402
-
-CURVES = ("train/loss_epoch", "val/acc")
+from mnist_cnn.training.figures import curves_figure, save  # noqa: E402
 
 
 def plot_accuracy_by_learning_rate(rows: list[dict[str, Any]], path: Path) -> None:
@@ -23,9 +21,10 @@ def plot_accuracy_by_learning_rate(rows: list[dict[str, Any]], path: Path) -> No
     # (epochs, ...) share a point, which shows the best of them.
     series: dict[str, dict[Any, dict[float, float]]] = defaultdict(lambda: defaultdict(dict))
     for row in rows:
-        if row["status"] == "ok" and row["optim.lr"] is not None:
-            points = series[row["optim"]][row["data.batch_size"]]
-            points[row["optim.lr"]] = max(points.get(row["optim.lr"], 0.0), row["test/acc"])
+        config = row["config"]
+        if row["status"] == "ok" and config["optim.lr"] is not None:
+            points = series[config["optim"]][config["data.batch_size"]]
+            points[config["optim.lr"]] = max(points.get(config["optim.lr"], 0.0), row["test/acc"])
     optimizers = sorted(series) or ["(no finished jobs)"]
     figure, axes = plt.subplots(1, len(optimizers), figsize=(5 * len(optimizers), 4), squeeze=False, sharey=True)
     for axis, optimizer in zip(axes[0], optimizers, strict=True):
@@ -42,27 +41,5 @@ def plot_accuracy_by_learning_rate(rows: list[dict[str, Any]], path: Path) -> No
     plt.close(figure)
 
 
-def read_curves(job: RunDir) -> dict[str, list[tuple[int, float]]]:
-    """Per-epoch training loss and validation accuracy from the job's TensorBoard events."""
-    events = EventAccumulator(str(job.logger_dir(job.TENSORBOARD)))
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    return {tag: [(event.step, event.value) for event in events.Scalars(tag)] for tag in CURVES if tag in tags}
-
-
 def plot_training_curves(sweep_dir: SweepDir, jobs: list[str], path: Path) -> None:
-    figure, axes = plt.subplots(1, len(CURVES), figsize=(11, 4))
-    for job in jobs:
-        curves = read_curves(RunDir(sweep_dir.path / job))
-        for axis, tag in zip(axes, CURVES, strict=True):
-            if tag in curves:
-                steps, values = zip(*curves[tag], strict=True)
-                axis.plot(steps, values, marker=".", label=job)
-    for axis, tag in zip(axes, CURVES, strict=True):
-        axis.set(xlabel="training step", title=tag)
-        axis.grid(True, alpha=0.3)
-    if jobs:
-        axes[-1].legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save(curves_figure([RunDir(sweep_dir.path / job) for job in jobs]), path)

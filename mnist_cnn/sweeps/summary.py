@@ -13,34 +13,37 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.errors import EXIT_INTERRUPTED, EXIT_SOME_FAILED
-from mnist_cnn.rundir import RunDir, SweepDir
+from mnist_cnn.rundir import PRESET_GROUPS, RunDir, SweepDir
 from mnist_cnn.sweeps.stop import STOP
 
 log = logging.getLogger(__name__)
 SCORES = ("train/acc", "val/acc", "test/acc", "test/loss")
-COLUMNS = (
-    "job",
-    "overrides",
-    "status",
-    *SCORES,
-    "epochs",
-    "wall_time_s",
-    "optim",
-    "optim.lr",
-    "data.batch_size",
-    "best",
-    "error",
-)
+AFTER_SCORES = ("epochs", "wall_time_s", "best", "error")
+# What the accuracy-by-learning-rate plot needs of every job's config, whether or not the sweep varied it.
+PLOTTED = ("optim.lr", "data.batch_size")
+SHOWN_AT_THE_END = 10  # rows of the table printed when a sweep ends
 
 
-def job_overrides(hydra_cfg: DictConfig) -> list[str]:
-    """The job's command-line and sweep overrides, less those kept out of folder names (paths, presets)."""
-    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    return [line for line in hydra_cfg.overrides.task if line.split("=")[0].lstrip("+~") not in excluded]
+def overrides_by_key(lines: list[str]) -> dict[str, str]:
+    """`["optim.lr=0.1", "+sweep=quick"]` -> `{"optim.lr": "0.1", "sweep": "quick"}`, as typed."""
+    return {line.lstrip("+~").partition("=")[0]: line.partition("=")[2] for line in lines}
+
+
+def record_sweep(config: DictConfig) -> None:
+    """Write what every job shares and which keys differ, once, before the first job names its folder."""
+    parser = OverridesParser.create()
+    params = config.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params, resolve=False) if params else {}
+    task = parser.parse_overrides(list(config.hydra.overrides.task))
+    swept = parser.parse_overrides([f"{key}={value}" for key, value in params.items()])
+    varying = sorted({o.key_or_group for o in [*task, *swept] if o.is_sweep_override()} - set(PRESET_GROUPS))
+    shared = [o.input_line for o in task if not o.is_sweep_override() and o.key_or_group not in varying]
+    SweepDir(Path(config.hydra.sweep.dir)).write_record(shared, varying)
 
 
 def unfinished(job: RunDir) -> dict[str, str]:
@@ -56,20 +59,27 @@ def job_row(job: RunDir) -> dict[str, Any]:
     metrics = job.read_metrics() if job.metrics_file.is_file() else unfinished(job)
     return {
         "job": job.path.name,
-        "overrides": job_overrides(hydra_cfg),
+        "overrides": overrides_by_key(list(hydra_cfg.overrides.task)),
         **{key: metrics.get(key) for key in (*SCORES, "epochs", "wall_time_s", "status", "error")},
-        "optim": hydra_cfg.runtime.choices.get("optim"),
-        "optim.lr": OmegaConf.select(task_cfg, "optim.lr"),
-        "data.batch_size": OmegaConf.select(task_cfg, "data.batch_size"),
+        "config": {
+            "optim": hydra_cfg.runtime.choices.get("optim"),
+            **{key: OmegaConf.select(task_cfg, key) for key in PLOTTED},
+        },
         "best": "",
     }
 
 
-def varying_overrides(rows: list[dict[str, Any]]) -> None:
-    """Keep in each row only the overrides that tell the jobs apart (all of them for a lone job)."""
-    shared = set.intersection(*(set(row["overrides"]) for row in rows)) if len(rows) > 1 else set()
-    for row in rows:
-        row["overrides"] = ",".join(line for line in row["overrides"] if line not in shared)
+def varying_keys(sweep_dir: SweepDir, rows: list[dict[str, Any]]) -> list[str]:
+    """The keys that differ between the jobs: from the sweep's record, else from the jobs' overrides."""
+    record = sweep_dir.record()
+    if record is not None:
+        return list(record.varying)
+    keys = sorted({key for row in rows for key in row["overrides"]} - set(PRESET_GROUPS))
+    return [key for key in keys if len({row["overrides"].get(key) for row in rows}) > 1 or len(rows) == 1]
+
+
+def columns(varying: list[str]) -> list[str]:
+    return ["job", *varying, "status", *SCORES, *AFTER_SCORES]
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -78,14 +88,21 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(candidates, key=lambda row: row["val/acc"], default=None)
 
 
-def collect(sweep_dir: SweepDir) -> list[dict[str, Any]]:
+def collect(sweep_dir: SweepDir) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per job, each with its value of every varying key, the best marked; and those keys."""
     rows = [job_row(job) for job in sweep_dir.jobs()]
-    if rows:
-        varying_overrides(rows)
+    varying = varying_keys(sweep_dir, rows)
+    for row in rows:
+        row.update({key: row["overrides"].get(key) for key in varying})
     best = best_row(rows)
     if best:
         best["best"] = "yes"
-    return rows
+    return rows, varying
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The winner first, then by validation accuracy; unfinished jobs last, in their order."""
+    return sorted(rows, key=lambda row: (row["best"] != "yes", row["status"] != "ok", -(row["val/acc"] or 0.0)))
 
 
 def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
@@ -106,7 +123,7 @@ def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
 
 
 def cell(column: str, value: Any) -> str:
-    """Scores to four decimals; the job as its number, since its overrides have their own column."""
+    """Scores to four decimals; the job as its number, since its varying values have their own columns."""
     if value is None:
         return ""
     if column in SCORES:
@@ -114,49 +131,82 @@ def cell(column: str, value: Any) -> str:
     return value.split("_")[0] if column == "job" else str(value)
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[dict[str, Any]], varying: list[str], path: Path) -> None:
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer = csv.DictWriter(file, fieldnames=columns(varying), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path, sweep_dir: SweepDir) -> None:
-    best = next((row for row in rows if row["best"]), None)
+def markdown_table(rows: list[dict[str, Any]], varying: list[str]) -> list[str]:
+    names = columns(varying)
+    lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
+    return lines + [
+        "| " + " | ".join(cell(name, row[name]).replace("|", "\\|") for name in names) + " |" for row in rows
+    ]
+
+
+def verdict(rows: list[dict[str, Any]], sweep_dir: SweepDir) -> str:
     statuses = ["ok", "diverged", "failed", *sorted({row["status"] for row in rows} - {"ok", "diverged", "failed"})]
     counts = ", ".join(f"{sum(row['status'] == status for row in rows)} {status}" for status in statuses)
-    verdict = (
-        f"best by val/acc: `{best['job']}` (val/acc {best['val/acc']:.4f}, test/acc {best['test/acc']:.4f}), "
-        f"copied to `{sweep_dir.SELECTED}/`"
-        if best
-        else "no job finished without diverging: nothing selected"
+    best = next((row for row in rows if row["best"]), None)
+    if best is None:
+        return f"{len(rows)} jobs: {counts}. No job finished without diverging: nothing selected."
+    return (
+        f"{len(rows)} jobs: {counts}. Best by val/acc: `{best['job']}` (val/acc {best['val/acc']:.4f}, test/acc "
+        f"{best['test/acc']:.4f}), copied to `{sweep_dir.SELECTED}/`."
     )
-    lines = [f"# Sweep summary: {sweep_dir.path.name}", "", f"{len(rows)} jobs: {counts}. {verdict}.", ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += [
-        "| " + " | ".join(cell(column, row[column]).replace("|", "\\|") for column in COLUMNS) + " |" for row in rows
+
+
+def write_markdown(rows: list[dict[str, Any]], varying: list[str], path: Path, sweep_dir: SweepDir) -> None:
+    record = sweep_dir.record()
+    shared = ", ".join(f"`{line}`" for line in record.shared) if record is not None and record.shared else "none"
+    lines = [
+        f"# Sweep summary: {sweep_dir.path.name}",
+        "",
+        verdict(rows, sweep_dir),
+        "",
+        f"Shared by every job: {shared}.",
+        "",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join([*lines, *markdown_table(ranked(rows), varying)]) + "\n")
 
 
 def summarize(sweep_dir: SweepDir) -> list[dict[str, Any]]:
     """Write the summary (CSV and Markdown) into the sweep directory and keep the best job's model."""
-    rows = collect(sweep_dir)
-    write_csv(rows, sweep_dir.file(sweep_dir.SUMMARY_CSV))
-    write_markdown(rows, sweep_dir.file(sweep_dir.SUMMARY_MD), sweep_dir)
+    rows, varying = collect(sweep_dir)
+    write_csv(rows, varying, sweep_dir.file(sweep_dir.SUMMARY_CSV))
+    write_markdown(rows, varying, sweep_dir.file(sweep_dir.SUMMARY_MD), sweep_dir)
     keep_selected_model(sweep_dir, next((row["job"] for row in rows if row["best"]), None))
     return rows
 
 
+def print_summary(rows: list[dict[str, Any]], sweep_dir: SweepDir) -> None:
+    """The end of a -m run on the terminal: the verdict, the best rows of the table, where the winner is."""
+    _, varying = collect(sweep_dir)
+    best_rows = ranked(rows)[:SHOWN_AT_THE_END]
+    more = (
+        f"\n({len(rows) - len(best_rows)} more rows in {sweep_dir.file(sweep_dir.SUMMARY_MD)})"
+        if len(rows) > len(best_rows)
+        else ""
+    )
+    print("\n".join([verdict(rows, sweep_dir), *markdown_table(best_rows, varying)]) + more)
+    if any(row["best"] for row in rows):
+        print(f"the selected model: {sweep_dir.selected.path.resolve()}")
+
+
 class SweepSummary(Callback):
-    """Hydra's hook after every multirun: the summary and the selected model in the sweep directory."""
+    """Hydra's hooks around a multirun: the sweep's record first; the summary and the selected model last."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        record_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = SweepDir(Path(config.hydra.sweep.dir))
-        if not sweep_dir.path.is_dir():
+        if not sweep_dir.jobs():
             return
         rows = summarize(sweep_dir)
-        log.info("sweep summary of %d jobs: %s", len(rows), sweep_dir.file(sweep_dir.SUMMARY_MD))
+        print_summary(rows, sweep_dir)
         if STOP.requested:
             for command in STOP.resume_commands():
                 print(f"continue the interrupted job with: {command}", file=sys.stderr)

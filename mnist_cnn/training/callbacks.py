@@ -9,12 +9,15 @@ import threading
 import time
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mnist_cnn.rundir import RunDir
+from mnist_cnn.training.figures import confusion_figure, mistakes_figure
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,38 @@ class LogLines(pl.Callback):
         )
         self.last_line, self.images_since_line = time.perf_counter(), 0
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Validation ends before the training epoch does, so its train/* figures are not logged yet.
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After the module's epoch-end hook has logged the validation figures; before the training
+        # epoch ends, so its train/* figures are not logged yet.
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
         figures = "  ".join(f"{key} {metrics[key].item():.4f}" for key in ("val/loss", "val/acc") if key in metrics)
         elapsed = time.perf_counter() - self.epoch_started
         log.info("epoch %d/%d  %s  (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, figures, elapsed)
+
+
+class ValidationFigures(pl.Callback):
+    """The validation set's confusion matrix and misclassified digits in TensorBoard's Images tab, every epoch."""
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if trainer.sanity_checking or pl_module.val_confusion is None or not boards:
+            return
+        confusion = trainer.strategy.reduce(pl_module.val_confusion, reduce_op="sum")  # every rank's share
+        if not trainer.is_global_zero:
+            return
+        epoch = trainer.current_epoch + 1
+        figures = {
+            "val/confusion": confusion_figure(confusion, f"validation, epoch {epoch}"),
+            "val/misclassified": mistakes_figure(
+                pl_module.misclassified, f"misclassified validation digits, epoch {epoch}"
+            ),
+        }
+        for tag, figure in figures.items():
+            for board in boards:
+                board.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+            plt.close(figure)
 
 
 def progress_reporter(style: str = "auto", every_seconds: float = 30.0) -> pl.Callback:

@@ -15,8 +15,6 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.functional.classification import multiclass_accuracy
 
 SECTIONS = ("model", "optim", "scheduler", "speed")  # the config sections the module is built from
 
@@ -32,6 +30,8 @@ def build_network(model: dict[str, Any], channels_last: bool) -> nn.Module:
 
 
 class DigitClassifier(pl.LightningModule):
+    MISCLASSIFIED_KEPT = 32  # validation digits kept per epoch for the Images tab
+
     def __init__(self, model: dict[str, Any], optim: dict[str, Any], scheduler: dict[str, Any], speed: dict[str, Any]):
         super().__init__()
         # logger=False: the run logs hyperparameters once, with its final metrics (real HParams).
@@ -39,9 +39,13 @@ class DigitClassifier(pl.LightningModule):
         self.network = build_network(model, speed["channels_last"])
         self.forward_network = torch.compile(self.network) if speed["compile"] else self.network
         self.memory_format = torch.channels_last if speed["channels_last"] else torch.contiguous_format
-        # The epoch's summed training loss, correct predictions and images seen, on the module's device.
+        # Summed loss, correct predictions and images seen in the epoch, on the module's device: three
+        # running sums instead of torchmetrics' per-step work (benchmarks/overhead.py).
         self.register_buffer("train_totals", torch.zeros(3), persistent=False)
-        self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.register_buffer("val_totals", torch.zeros(3), persistent=False)
+        self.val_acc_best = 0.0
+        self.val_confusion: Tensor | None = None  # true x predicted counts of the epoch's validation
+        self.misclassified: list[tuple[Tensor, int, int]] = []  # (image, true, predicted) for the Images tab
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> DigitClassifier:
@@ -55,39 +59,63 @@ class DigitClassifier(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
+        with torch.no_grad():
+            predictions = logits.argmax(dim=1)
+            totals = self.train_totals if stage == "train" else self.val_totals
+            correct = (predictions == labels).sum().to(loss.dtype)
+            totals += torch.stack((loss.detach() * len(labels), correct, loss.new_tensor(len(labels))))
         if stage == "train":
-            self.log_training_step(logits, labels, loss)
-            return loss
-        self.val_accuracy.update(logits, labels)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(labels), sync_dist=True)
-        self.log(f"{stage}/acc", self.val_accuracy, on_epoch=True, prog_bar=True, batch_size=len(labels))
+            every = self.trainer.log_every_n_steps
+            if every and (self.global_step + 1) % every == 0:  # each self.log call costs, so only when logged
+                self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        else:
+            self.count_mistakes(images, labels, predictions, logits.shape[1])
         return loss
 
-    def log_training_step(self, logits: Tensor, labels: Tensor, loss: Tensor) -> None:
-        """Add to the epoch's totals; hand Lightning per-step values only on logging steps.
+    @torch.no_grad()
+    def count_mistakes(self, images: Tensor, labels: Tensor, predictions: Tensor, classes: int) -> None:
+        """The confusion counts, and the first misclassified digits of the epoch."""
+        if self.val_confusion is None or len(self.val_confusion) != classes:
+            self.val_confusion = torch.zeros(classes, classes, dtype=torch.long, device=labels.device)
+        self.val_confusion += torch.bincount(labels * classes + predictions, minlength=classes * classes).view(
+            classes, classes
+        )
+        room = self.MISCLASSIFIED_KEPT - len(self.misclassified)
+        if room > 0:
+            wrong = (predictions != labels).nonzero().flatten()[:room].tolist()
+            self.misclassified += [
+                (images[row].float().cpu(), int(labels[row]), int(predictions[row])) for row in wrong
+            ]
 
-        Every `self.log` call makes Lightning walk its stored result to move it to the device, and
-        torchmetrics' per-step `update` costs more again: three running sums replace both
-        (benchmarks/overhead.py measures what is left).
-        """
-        with torch.no_grad():
-            correct = (logits.argmax(dim=1) == labels).sum().to(loss.dtype)
-            self.train_totals += torch.stack((loss * len(labels), correct, loss.new_tensor(len(labels))))
-        every = self.trainer.log_every_n_steps
-        if every and (self.global_step + 1) % every == 0:
-            accuracy = multiclass_accuracy(logits.detach(), labels, num_classes=10, average="micro")
-            self.log_dict(
-                {"train/loss_step": loss, "train/acc_step": accuracy}, prog_bar=True, on_step=True, on_epoch=False
-            )
+    def epoch_figures(self, totals: Tensor) -> tuple[Tensor, Tensor]:
+        """The epoch's mean loss and accuracy, summed over every rank first."""
+        loss_sum, correct, seen = self.trainer.strategy.reduce(totals, reduce_op="sum")
+        return loss_sum / seen, correct / seen
 
     def on_train_epoch_end(self) -> None:
-        loss_sum, correct, seen = self.train_totals
-        self.log_dict(
-            {"train/loss_epoch": loss_sum / seen, "train/acc_epoch": correct / seen}, on_epoch=True, sync_dist=True
-        )
+        _, accuracy = self.epoch_figures(self.train_totals)
+        self.log("train/acc", accuracy, on_epoch=True)
         self.train_totals.zero_()
         # Only logged values return from ddp_spawn's workers, so the recipe reads the epoch count from here.
-        self.log("epochs", float(self.current_epoch + 1), logger=False, sync_dist=True)
+        self.log("epochs", float(self.current_epoch + 1), logger=False)
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_totals.zero_()
+        self.misclassified = []
+        if self.val_confusion is not None:
+            self.val_confusion.zero_()
+
+    def on_validation_epoch_end(self) -> None:
+        loss, accuracy = self.epoch_figures(self.val_totals)
+        if not self.trainer.sanity_checking:
+            self.val_acc_best = max(self.val_acc_best, float(accuracy))
+        self.log_dict({"val/loss": loss, "val/acc": accuracy, "val/acc_best": self.val_acc_best}, prog_bar=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["val_acc_best"] = self.val_acc_best
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.val_acc_best = checkpoint.get("val_acc_best", 0.0)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         loss = self.shared_step(batch, "train")

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,18 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ProgressBar
-from pytorch_lightning.loggers import Logger
+from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checkpoints import AtomicCheckpointIO, load_initial_weights, load_weights
 from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.figures import confusion_figure, curves_figure, mistakes_figure, save
 from mnist_cnn.training.hparams import flat_hparams, log_final_results
 from mnist_cnn.training.models import count_parameters, flops_per_image
 from mnist_cnn.training.module import DigitClassifier
-from mnist_cnn.training.scoring import final_metrics, images_to_measure, measurement_limits
+from mnist_cnn.training.scoring import Scores, final_metrics, images_to_measure, measurement_limits
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,9 @@ def describe_network(network: torch.nn.Module) -> None:
     log.info("network: %s, %s parameters, %.1f MFLOPs per image", type(network).__name__, parameters, flops / 1e6)
 
 
-def measure(module: DigitClassifier, datamodule: MNISTDataModule, trainer_cfg: DictConfig) -> dict[str, Any]:
+def measure(
+    module: DigitClassifier, datamodule: MNISTDataModule, trainer_cfg: DictConfig
+) -> tuple[dict[str, Any], Scores]:
     """The final train/val/test measurement with the best weights, said before and timed after: it takes a while."""
     limits = measurement_limits(OmegaConf.to_container(trainer_cfg))
     datamodule.setup()
@@ -112,6 +115,22 @@ def measure(module: DigitClassifier, datamodule: MNISTDataModule, trainer_cfg: D
     return results
 
 
+def save_figures(run_dir: RunDir, test: Scores, loggers: list[Logger], step: int) -> None:
+    """The test set's confusion matrix and mistakes, and the training curves: PNGs in plots/, and in TensorBoard."""
+    boards = [logger for logger in loggers if isinstance(logger, TensorBoardLogger)]
+    figures = {
+        "test_confusion": confusion_figure(test.confusion, "test set"),
+        "test_misclassified": mistakes_figure(test.mistakes, "misclassified test digits"),
+    }
+    if boards:
+        boards[0].experiment.flush()  # the curves are read back from its event files
+        figures["curves"] = curves_figure([run_dir])
+    for name, figure in figures.items():
+        for board in boards:
+            board.experiment.add_figure(name.replace("test_", "test/"), figure, global_step=step, close=False)
+        save(figure, run_dir.plot(name))
+
+
 def load_best_weights(module: DigitClassifier, trainer: pl.Trainer) -> str:
     """Swap in the best checkpoint's weights; without one (fast_dev_run), keep the last weights."""
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -120,19 +139,22 @@ def load_best_weights(module: DigitClassifier, trainer: pl.Trainer) -> str:
     return best
 
 
-def run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None) -> float:
+def run(
+    cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None, differing: Sequence[str] = ()
+) -> float:
     """Train, measure and report one run; returns the validation accuracy (a sweeper's objective).
 
-    `cfg` comes from `checks.prepare`; `choices` are the config groups' chosen options
-    (Hydra's runtime choices), logged with the hyperparameters. The run directory stays locked
+    `cfg` comes from `checks.prepare`; `choices` are the config groups' chosen options (Hydra's
+    runtime choices) and `differing` the keys that tell this run from its sweep's others (or that
+    its command line set), both for the hyperparameters logged with the final metrics. The run directory stays locked
     while it trains, so a second run or resume of it is refused.
     """
     run_dir = RunDir(run_dir)
     with run_dir.lock():
-        return train_and_measure(cfg, run_dir, choices or {})
+        return train_and_measure(cfg, run_dir, choices or {}, differing)
 
 
-def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, str]) -> float:
+def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, str], differing: Sequence[str]) -> float:
     started = time.perf_counter()
     quiet_known_noise()
     resume_from = run_dir.last_checkpoint if cfg.resume else None
@@ -160,7 +182,7 @@ def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, st
         return 0.0
 
     best_checkpoint = load_best_weights(module, trainer)
-    measured = measure(module, datamodule, cfg.trainer)
+    measured, test = measure(module, datamodule, cfg.trainer)
     finite = all(math.isfinite(measured[f"{split}/loss"]) for split in ("train", "val", "test"))
     metrics: dict[str, Any] = {
         **measured,
@@ -172,7 +194,8 @@ def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, st
         "best_checkpoint": run_dir.relative(best_checkpoint) if best_checkpoint else None,
     }
     run_dir.write_metrics(metrics)
-    log_final_results(trainer.loggers, flat_hparams(cfg, choices), metrics)
+    log_final_results(trainer.loggers, flat_hparams(cfg, choices), differing, metrics, trainer.global_step)
+    save_figures(run_dir, test, trainer.loggers, trainer.global_step)
     log.info(
         "test/acc %.4f  val/acc %.4f  train/acc %.4f  in %.1f s  -> %s",
         metrics["test/acc"],

@@ -7,10 +7,11 @@ Exit statuses, the same for every command:
     2  a user error: a bad config value, key, data file or run directory (one `error:` line)
     3  training stopped by a signal after saving `last.ckpt` (the line says how to resume)
 Hydra's own complaints about composing `train`'s config (an unknown group option, a malformed
-override) keep Hydra's message and its exit status 1.
+override) keep Hydra's message and its exit status 1, as does a crash (a bug, with its traceback).
 """
 
 EXIT_SOME_FAILED = 1
+EXIT_BUG = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 3
 

@@ -49,8 +49,8 @@ def evaluate_run(
     images, labels = datamodule.splits[split]
     scores = evaluate(module, images, labels, datamodule.eval_batch_size)
     result = {
-        f"{split}/acc": scores["acc"],
-        f"{split}/loss": scores["loss"],
+        f"{split}/acc": scores.acc,
+        f"{split}/loss": scores.loss,
         "split": split,
         "checkpoint": str(checkpoint),
     }

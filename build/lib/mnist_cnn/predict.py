@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ with long_lived_imports():
     from PIL import Image
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
-    from mnist_cnn.errors import EXIT_SOME_FAILED, UserError
+    from mnist_cnn.errors import EXIT_SOME_FAILED, UserError, first_line
     from mnist_cnn.wild.classifier import load_classifier, probabilities
     from mnist_cnn.wild.images import read_image
     from mnist_cnn.wild.preprocess import to_mnist
@@ -64,7 +65,12 @@ def find_inputs(pattern: str) -> list[Path]:
         return [path]
     if path.is_dir():
         suffixes = set(Image.registered_extensions())
-        found = [file for file in path.rglob("*") if file.is_file() and file.suffix.lower() in suffixes]
+        # A broken or looping link is kept, so that it gets its own error line instead of vanishing.
+        found = [
+            file
+            for file in path.rglob("*")
+            if (file.is_file() or file.is_symlink()) and file.suffix.lower() in suffixes
+        ]
     else:
         found = [Path(name) for name in glob.glob(pattern, recursive=True) if Path(name).is_file()]
     if not found:
@@ -85,6 +91,9 @@ def preprocess_all(paths: list[Path], save_dir: Path | None) -> tuple[list[Path]
             digit = to_mnist(read_image(path))
         except UserError as error:
             errors.append(f"error: {path}: {error}")
+            continue
+        except Exception as error:  # a bug on one odd file must not cost the other files their answers
+            errors.append(f"error: {path}: could not be read ({type(error).__name__}: {first_line(error)})")
             continue
         if save_dir is not None:
             save_digit(digit, save_dir / f"{index:04d}_{path.stem}.png")
@@ -119,9 +128,20 @@ def print_table(predictions: list[Prediction]) -> None:
         print(f"{p.path:<{width}}  {p.digit:>5}  {p.confidence:>10.4f}  {p.top3}")
 
 
+def check_output(output: Path) -> None:
+    """Refuse an output file that could not be written, before any image is read."""
+    folder = output.parent
+    if not folder.is_dir():
+        raise UserError(f"output={output}: the folder {folder} does not exist: create it or choose another file")
+    if output.is_dir() or not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise UserError(f"output={output} cannot be written: choose a writable file")
+
+
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
+        if args.output:
+            check_output(Path(str(args.output)))
         save_dir = args.save_preprocessed
         predictions, errors = predict_files(
             Path(str(args.model)), find_inputs(str(args.inputs)), Path(str(save_dir)) if save_dir else None

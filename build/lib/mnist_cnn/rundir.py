@@ -11,12 +11,14 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.errors import UserError
@@ -68,8 +70,10 @@ class RunDir:
     BEST_CHECKPOINT_NAME = "best-epoch{epoch:02d}-val_acc{val/acc:.4f}"
     LAST_CHECKPOINT_NAME = "last"
     LOG = "train.log"  # Hydra's job log (hydra.job.name is train)
+    LOCK = ".lock"  # held by the process training here
     TENSORBOARD = "tensorboard"  # the folder of the `logger.tensorboard` node (each logger writes into its key)
     EXPORTS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}  # `export`'s files by format
+    PLOTS = "plots"  # the run's figures as PNGs: curves, test_confusion, test_misclassified
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -107,13 +111,48 @@ class RunDir:
     def export_file(self, format: str) -> Path:
         return self.path / self.EXPORTS[format]
 
+    def plot(self, name: str) -> Path:
+        return self.path / self.PLOTS / f"{name}.png"
+
     def logger_dir(self, name: str) -> Path:
         """Where the logger of the `logger.<name>` config node writes (e.g. tensorboard/)."""
         return self.path / name
 
     def holds_run(self) -> bool:
-        """True once a run has started training here (a checkpoint or its metrics exist)."""
-        return self.checkpoints.exists() or self.metrics_file.exists()
+        """True once a run has saved something here (a checkpoint or its metrics).
+
+        A run killed before its first checkpoint holds nothing yet, so it can be started again in place.
+        """
+        return any(self.checkpoints.glob("*.ckpt")) or self.metrics_file.exists()
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while a run trains here, so that a second run or resume of it is refused, not interleaved.
+
+        The operating system releases it when the process dies, even by kill -9.
+        """
+        lock = FileLock(self.path / self.LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout as held:
+            raise UserError(
+                f"another process is training {self.path} (it holds {lock.lock_file}): wait for it to end"
+            ) from held
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def earlier_metrics_file(self, epochs: int) -> Path:
+        """Where a finished run's metrics are kept when a resume trains it further."""
+        return self.path / f"metrics_after_{epochs}_epochs.json"
+
+    def restart_command(self) -> str:
+        """The command that starts a run killed before its first checkpoint again, in place."""
+        record = self.path / HYDRA_RECORD / "overrides.yaml"
+        overrides = [str(line) for line in OmegaConf.load(record)] if record.is_file() else []
+        words = ["python", "-m", "mnist_cnn.train", f"hydra.run.dir={self.path}", *overrides]
+        return " ".join(shlex.quote(word) for word in words)
 
     def read_config(self) -> DictConfig:
         """The saved config as written; `training.config.load_run_config` upgrades older layouts."""
@@ -167,6 +206,7 @@ class SweepDir:
 
     path: Path
 
+    RECORD = "sweep.yaml"  # what every job shares, and the keys that differ between them
     SUMMARY_CSV = "summary.csv"
     SUMMARY_MD = "summary.md"
     SELECTED = "selected_model"  # a copy of the best job, usable as a run directory
@@ -182,6 +222,15 @@ class SweepDir:
     @property
     def selected(self) -> RunDir:
         return RunDir(self.path / self.SELECTED)
+
+    def write_record(self, shared: list[str], varying: list[str]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        with atomic_file(self.file(self.RECORD)) as handle:
+            handle.write(OmegaConf.to_yaml({"shared": shared, "varying": varying}).encode())
+
+    def record(self) -> DictConfig | None:
+        """The sweep's record, or None for a sweep started before there was one."""
+        return OmegaConf.load(self.file(self.RECORD)) if self.file(self.RECORD).is_file() else None
 
     def jobs(self) -> list[RunDir]:
         """The job directories in the order Hydra numbered them (a folder Hydra did not number is no job)."""
@@ -210,12 +259,31 @@ def hydra_record(resume: str | None) -> str:
     return f"{HYDRA_RECORD}/resumed_{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
+PRESET_GROUPS = ("experiment", "sweep", "hparams_search")  # they name a sweep, never a job
+
+
+def job_name(number: int, overrides: list[str], sweep_dir: str) -> str:
+    """`3_optim.lr=0.1,optim=sgd`: a job's number and the overrides that tell it apart from the sweep's other jobs.
+
+    What all jobs share is written once, in the sweep's record; presets and paths never name a job.
+    """
+    record = SweepDir(Path(sweep_dir)).record()
+    varying = set(record.varying) if record is not None else None
+    pairs = []
+    for line in overrides:
+        key, _, value = line.lstrip("+~").partition("=")
+        if key not in PRESET_GROUPS and (varying is None or key in varying):
+            pairs.append(f"{key}={value.replace('/', '-')}")
+    return "_".join([str(number), ",".join(sorted(pairs))]) if pairs else str(number)
+
+
 def register_resolvers() -> None:
     """The resolvers that name run and sweep directories.
 
     `${unique:}` is a random tag, cached so that every use within one process agrees.
     """
     resolvers = {
+        "job_name": (job_name, False),
         "unique": (lambda: secrets.token_hex(3), True),
         "or_default": (or_default, False),
         "hydra_record": (hydra_record, True),

@@ -3,18 +3,21 @@
 `POST /predict` takes an image as the multipart field `image` and answers
 `{"digit", "confidence", "probabilities", "preprocessed"}` (the last is the 28x28 view the model
 saw, as a PNG data URL). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
-Flask's development server is meant for a local page, hence 127.0.0.1 by default.
+It runs on waitress with bounded worker threads, a timeout for idle and slow connections and a
+bound on concurrent predictions; it listens on 127.0.0.1 unless host= says otherwise.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import threading
 from pathlib import Path
 
 from mnist_cnn.startup import long_lived_imports
 
 with long_lived_imports():
+    import waitress
     from flask import Flask, jsonify, request
     from PIL import Image
     from werkzeug.exceptions import HTTPException
@@ -35,6 +38,14 @@ COMMAND = Command(
     },
 )
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a full-resolution phone photo fits; anything bigger is refused unread
+# waitress: worker threads, and how long an idle or slow connection may hold one (seconds)
+THREADS = 8
+CHANNEL_TIMEOUT = 30
+CONNECTION_LIMIT = 100
+# At most this many predictions at once (each decodes within wild.images' memory budget); the rest
+# wait up to BUSY_WAIT seconds, then get 503.
+PREDICTION_SLOTS = 2
+BUSY_WAIT = 10
 
 
 def png_data_url(digit) -> str:
@@ -47,6 +58,7 @@ def png_data_url(digit) -> str:
 def create_app(model_dir: Path) -> Flask:
     """The app for one run's model, loaded once at start-up."""
     classifier = load_classifier(model_dir)
+    slots = threading.BoundedSemaphore(PREDICTION_SLOTS)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
 
@@ -59,11 +71,15 @@ def create_app(model_dir: Path) -> Flask:
         upload = request.files.get("image")
         if upload is None:
             return jsonify(error="no image: send it as the multipart form field 'image'"), 400
+        if not slots.acquire(timeout=BUSY_WAIT):
+            return jsonify(error=f"busy: {PREDICTION_SLOTS} predictions are running; try again shortly"), 503
         try:
             digit = to_mnist(read_image(upload.read()))
+            scores = probabilities(classifier, digit[None])[0]
         except UserError as error:
             return jsonify(error=f"the upload: {error}"), 400
-        scores = probabilities(classifier, digit[None])[0]
+        finally:
+            slots.release()
         return jsonify(
             digit=int(scores.argmax()),
             confidence=float(scores.max()),
@@ -82,11 +98,37 @@ def create_app(model_dir: Path) -> Flask:
     return app
 
 
+def checked_address(host: object, port: object) -> tuple[str, int]:
+    """A host name or address and a TCP port, or one line saying which is wrong."""
+    if not isinstance(host, str) or not host.strip() or any(char.isspace() for char in host):
+        raise UserError(
+            f"host={host} is not a host name or address: e.g. host=127.0.0.1, or host=0.0.0.0 for every one"
+        )
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UserError(f"port={port} is not a TCP port: give a whole number from 1 to 65535")
+    return host, port
+
+
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
+        host, port = checked_address(args.host, args.port)
         app = create_app(Path(str(args.model)))
-    app.run(host=str(args.host), port=int(args.port))
+        print(f"serving {args.model} on http://{host}:{port}/ (Ctrl+C stops)", flush=True)
+        try:
+            waitress.serve(
+                app,
+                host=host,
+                port=port,
+                threads=THREADS,
+                channel_timeout=CHANNEL_TIMEOUT,
+                connection_limit=CONNECTION_LIMIT,
+                ident="mnist_cnn",
+            )
+        except OSError as error:
+            raise UserError(
+                f"cannot listen on {host}:{port} ({error.strerror}): choose another port= or host="
+            ) from error
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mnist_cnn.errors import TrainingInterrupted, first_line
-from mnist_cnn.rundir import RunDir
+from mnist_cnn.rundir import RunDir, SweepDir
+from mnist_cnn.sweeps.stop import STOP
 from mnist_cnn.training.checks import check_sweep_strategy, prepare
+from mnist_cnn.training.hparams import overridden_keys
 from mnist_cnn.training.recipe import run
 
 log = logging.getLogger(__name__)
@@ -57,15 +59,27 @@ def share_cores() -> None:
 
 
 def run_sweep_job(cfg: DictConfig) -> float:
-    """Prepare and run one job; a raising job is logged and recorded as failed, and scores NaN for a sweeper."""
+    """Prepare and run one job; a raising job is logged and recorded as failed, and scores NaN for a sweeper.
+
+    After SIGTERM or Ctrl+C the job returns at once without running (see sweeps/stop.py).
+    """
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
+    STOP.watch_signals()
+    if STOP.requested:
+        log.info("not run: the sweep was asked to stop")
+        return math.nan
     share_cores()
     try:
         check_sweep_strategy(cfg, str(hydra.launcher.get("_target_", "")))
-        return run(prepare(cfg, run_dir, hydra.overrides.task), run_dir, hydra.runtime.choices)
-    except TrainingInterrupted:
-        raise  # a preempted or Ctrl+C'd sweep stops; its job resumes with resume=<job dir>
+        record = SweepDir(run_dir.parent).record()
+        differing = list(record.varying) if record is not None else overridden_keys(hydra.overrides.task)
+        return run(prepare(cfg, run_dir, hydra.overrides.task), run_dir, hydra.runtime.choices, differing)
+    except TrainingInterrupted as stop:
+        log.warning("%s", stop)
+        STOP.requested = True
+        STOP.interrupted.append(run_dir)
+        return math.nan
     except Exception as error:
         log.error(
             "job failed: %s", named_first_line(error), exc_info=True

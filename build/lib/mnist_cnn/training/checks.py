@@ -7,8 +7,10 @@ the time it takes to start Hydra (benchmarks/fail_fast.py measures it against `i
 from __future__ import annotations
 
 import difflib
-import math
-from collections.abc import Sequence
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +18,15 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from mnist_cnn.cli import flat_keys, user_errors
-from mnist_cnn.errors import UserError
+from mnist_cnn.errors import EXIT_BUG, UserError, first_line
 from mnist_cnn.rundir import RunDir
-from mnist_cnn.training.choices import AUGMENTATIONS, PROGRESS_STYLES, STEMS
 from mnist_cnn.training.config import CONFIG_DIR, compose_config
 from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, is_complete, train_set_size
 from mnist_cnn.training.resume import check_run_dir, resumed_config
-
-
-def number(cfg: DictConfig, key: str) -> float:
-    """The value at a dotted key as a number, or a clear error naming the key."""
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise UserError(f"{key}={value!r} is not a number: give a numeric value")
-    return value
+from mnist_cnn.training.schema import validate
 
 
 def require(condition: bool, key: str, value: object, allowed: str) -> None:
@@ -39,45 +34,31 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
         raise UserError(f"{key}={value} is invalid: allowed values are {allowed}")
 
 
-def require_positive_integer(cfg: DictConfig, key: str) -> None:
-    value = number(cfg, key)
-    require(value >= 1 and float(value).is_integer(), key, value, "an integer >= 1")
-
-
-def require_choice(cfg: DictConfig, key: str, allowed: Sequence[str]) -> None:
-    value = OmegaConf.select(cfg, key)
-    require(value in allowed, key, value, " or ".join(allowed))
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain values, every interpolation resolved, or one line naming what does not resolve."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise UserError(f"{error.full_key} cannot be resolved ({first_line(error)}): fix or drop that value") from error
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise UserError naming the first bad key and what it allows."""
-    lr = number(cfg, "optim.lr")
-    require(0 < lr < math.inf, "optim.lr", lr, "a finite number > 0")
-    require_positive_integer(cfg, "data.batch_size")
-    if "dropout" in cfg.model:
-        dropout = number(cfg, "model.dropout")
-        require(0 <= dropout < 1, "model.dropout", dropout, "a number in [0, 1)")
-    for size in ("width", "convs_per_block"):
-        if size in cfg.model:
-            require_positive_integer(cfg, f"model.{size}")
-    if "stem" in cfg.model:
-        require_choice(cfg, "model.stem", STEMS)
-    require_choice(cfg, "data.augment", AUGMENTATIONS)
-    if OmegaConf.select(cfg, "callbacks.progress") is not None:
-        require_choice(cfg, "callbacks.progress.style", PROGRESS_STYLES)
-    if has_mnist(cfg.data.root):
-        check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
-    val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)
-    require(
-        float(val_size).is_integer() and 1 <= val_size < train_size,
-        "data.val_size",
-        val_size,
-        f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)",
-    )
-    require_positive_integer(cfg, "trainer.max_epochs")
-    if not cfg.data.download and not has_mnist(cfg.data.root):
+    """Raise UserError naming the first bad key: the schema first, then what the data files say."""
+    check_values(resolved(cfg))
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """check_config on the plain, resolved values."""
+    validate(config)
+    data = config["data"]
+    if has_mnist(data["root"]):
+        check_raw_files(data["root"])  # the training set's size below comes from a file header
+    train_size = train_set_size(data["root"])
+    allowed = f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)"
+    require(data["val_size"] < train_size, "data.val_size", data["val_size"], allowed)
+    if not data["download"] and not has_mnist(data["root"]):
         raise UserError(
-            f"data.root={cfg.data.root} holds no MNIST and data.download=false: set data.download=true or point "
+            f"data.root={data['root']} holds no MNIST and data.download=false: set data.download=true or point "
             "data.root at an existing copy"
         )
 
@@ -166,7 +147,7 @@ class CheckConfigFirst(Callback):
     """
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with user_errors():
+        with stop_on_a_bug(), user_errors():
             prepared = prepare(task_part(config), Path(config.hydra.run.dir), config.hydra.overrides.task)
         with open_dict(config):
             for key in [key for key in config if key != "hydra"]:
@@ -174,8 +155,19 @@ class CheckConfigFirst(Callback):
             config.merge_with(prepared)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        with user_errors():
+        with stop_on_a_bug(), user_errors():
             check_sweep_strategy(config, str(config.hydra.launcher.get("_target_", "")))
+
+
+@contextmanager
+def stop_on_a_bug() -> Iterator[None]:
+    """Hydra turns a callback's exception into a warning and runs the job anyway: stop it instead."""
+    try:
+        yield
+    except Exception:
+        traceback.print_exc()
+        print("error: the config checks failed unexpectedly (a bug in mnist_cnn, traceback above)", file=sys.stderr)
+        sys.exit(EXIT_BUG)
 
 
 def task_part(config: DictConfig) -> DictConfig:

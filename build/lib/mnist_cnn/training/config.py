@@ -6,11 +6,16 @@ No torch here: the checks and the resume path use it before torch is imported.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from mnist_cnn.errors import UserError, first_line
 from mnist_cnn.rundir import RunDir, register_resolvers
+from mnist_cnn.training.schema import validate
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -113,6 +118,37 @@ def upgraded_callbacks(old: DictConfig) -> DictConfig:
     return callbacks
 
 
+# What a saved run's config may name: a run directory is data, and loading one must not run other code.
+SAVED_TARGETS = ("mnist_cnn.", "torch.optim.", "pytorch_lightning.callbacks.")
+
+
+def targets(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
+    """Every `_target_` in a config, with the dotted key of its node."""
+    if isinstance(node, DictConfig):
+        for key, value in node.items_ex(resolve=False):
+            if key == "_target_":
+                yield where, value
+            else:
+                yield from targets(value, f"{where}.{key}".lstrip("."))
+    elif isinstance(node, ListConfig):
+        for index, value in enumerate(node):
+            yield from targets(value, f"{where}[{index}]")
+
+
 def load_run_config(run_dir: RunDir) -> DictConfig:
-    """A run's saved config.yaml in today's layout."""
-    return upgrade_config(run_dir.read_config())
+    """A saved config.yaml in today's layout; refused if it names code beyond SAVED_TARGETS or breaks the schema."""
+    saved = run_dir.read_config()
+    for where, target in targets(saved):
+        if not str(target).startswith(SAVED_TARGETS):
+            raise UserError(
+                f"{run_dir.config_file} names {where or 'its root'}._target_={target}: a saved run may only name "
+                f"classes of {', '.join(name.rstrip('.') for name in SAVED_TARGETS)}; it was edited, or is not a run"
+            )
+    try:
+        cfg = upgrade_config(saved)
+        validate(OmegaConf.to_container(cfg, resolve=True))
+    except (UserError, OmegaConfBaseException, AttributeError, KeyError, TypeError) as error:
+        raise UserError(
+            f"{run_dir.config_file} is not a valid run config ({first_line(error)}): train the run again"
+        ) from error
+    return cfg

@@ -8,6 +8,7 @@ resumed run, `resume_step`: the step of the checkpoint it continues from.
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,47 @@ from pytorch_lightning import loggers
 from pytorch_lightning.utilities import rank_zero_only
 
 
-class TensorBoardLogger(loggers.TensorBoardLogger):
+def tidy(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """One name per curve: the learning rate as train/lr whatever the optimizer, no flat `epoch` chart."""
+    tidied = {}
+    for name, value in metrics.items():
+        if name != "epoch":
+            tidied["train/lr" if name.startswith("lr-") else name] = value
+    return tidied
+
+
+class TidyNames:
+    """Logs every metric under its tidy name (mixed in before a Lightning logger)."""
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        super().log_metrics(tidy(metrics), step)
+
+
+class TensorBoardLogger(TidyNames, loggers.TensorBoardLogger):
     """Hides the points a killed predecessor wrote from `resume_step` on (purge_step): no curve holds a step twice."""
 
     def __init__(self, save_dir: str, name: str, resume_step: int | None = None, **settings: Any):
         super().__init__(save_dir, name=name, version="", purge_step=resume_step, **settings)
 
 
-class CSVLogger(loggers.CSVLogger):
+class MLFlowLogger(TidyNames, loggers.MLFlowLogger):
+    """One MLflow run per run directory, named after it, in a shared store; a resumed run logs a new MLflow run."""
+
+    def __init__(self, save_dir: str, name: str, resume_step: int | None = None, **settings: Any):
+        store = settings.get("tracking_uri", "")
+        if store.startswith("sqlite:///"):  # SQLite creates the file, not its folder
+            Path(store.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(run_name=Path(save_dir).name, **settings)
+
+
+class WandbLogger(TidyNames, loggers.WandbLogger):
+    """A W&B run named after the run directory, its files inside it (offline unless `offline: false`)."""
+
+    def __init__(self, save_dir: str, name: str, resume_step: int | None = None, **settings: Any):
+        super().__init__(name=Path(save_dir).name, save_dir=save_dir, **settings)
+
+
+class CSVLogger(TidyNames, loggers.CSVLogger):
     """Keeps the rows from before `resume_step`: Lightning's CSVLogger deletes metrics.csv when it starts."""
 
     def __init__(self, save_dir: str, name: str, resume_step: int | None = None, **settings: Any):

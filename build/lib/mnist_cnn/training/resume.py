@@ -34,14 +34,30 @@ RESUMABLE_KEYS = (
 def require_last_checkpoint(run_dir: RunDir) -> Path:
     if not run_dir.last_checkpoint.is_file():
         raise UserError(
-            f"resume={run_dir.path} has no {run_dir.last_checkpoint.relative_to(run_dir.path)} to continue "
-            "from: pass a run directory that trained at least one epoch"
+            f"resume={run_dir.path} has no {run_dir.last_checkpoint.relative_to(run_dir.path)} to continue from: it "
+            f"stopped before its first epoch ended; start it again in place with {run_dir.restart_command()}"
         )
     return run_dir.last_checkpoint
 
 
+def refuse_a_finished_run(run_dir: RunDir, max_epochs: int) -> None:
+    """A finished run resumes only to train further: re-measuring it could only replace its results."""
+    if not run_dir.metrics_file.is_file():
+        return
+    metrics = run_dir.read_metrics()
+    if metrics.get("status") == "diverged":
+        raise UserError(f"resume={run_dir.path} diverged (its loss was not finite): start a new run instead")
+    if metrics.get("status") == "ok" and max_epochs <= metrics.get("epochs", 0):
+        raise UserError(
+            f"resume={run_dir.path} finished all its {metrics['epochs']} epochs: give trainer.max_epochs=<more> to "
+            f"train it further, or evaluate it with python -m mnist_cnn.evaluate run_dir={run_dir.path}"
+        )
+
+
 def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The resumed run's saved config with the command line's resumable overrides applied."""
+    if not isinstance(cfg.resume, str) or not Path(cfg.resume).is_dir():
+        raise UserError(f"resume={cfg.resume} is not a run directory: give the folder of the run to continue")
     run_dir = RunDir(Path(cfg.resume).resolve())
     require_last_checkpoint(run_dir)
     saved = load_run_config(run_dir)
@@ -61,6 +77,7 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             )
         OmegaConf.update(saved, key, value, force_add=True)
     saved.resume = str(run_dir.path)
+    refuse_a_finished_run(run_dir, saved.trainer.max_epochs)
     return saved
 
 
