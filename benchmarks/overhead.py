@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from benchmarks.common import DEFAULT_DATA, stopwatch
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.config import compose_config
-from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.data import ImageDataModule
 from mnist_cnn.training.module import DigitClassifier
 from mnist_cnn.training.recipe import build_datamodule, build_trainer
 
@@ -39,7 +39,7 @@ class TrainingTimer(pl.Callback):
         self.seconds = time.perf_counter() - self.started
 
 
-def timed_fit(trainer: pl.Trainer, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+def timed_fit(trainer: pl.Trainer, datamodule: ImageDataModule, module: DigitClassifier, batches: int) -> float:
     """Training images/s of one `fit`, timed by a callback around the epoch's batches."""
     timer = TrainingTimer()
     trainer.callbacks.append(timer)
@@ -47,12 +47,12 @@ def timed_fit(trainer: pl.Trainer, datamodule: MNISTDataModule, module: DigitCla
     return batches * datamodule.batch_size / timer.seconds
 
 
-def lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+def lightning_images_per_second(cfg, datamodule: ImageDataModule, module: DigitClassifier, batches: int) -> float:
     with tempfile.TemporaryDirectory() as run_dir:
         return timed_fit(build_trainer(cfg, RunDir(Path(run_dir))), datamodule, module, batches)
 
 
-def bare_lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+def bare_lightning_images_per_second(cfg, datamodule: ImageDataModule, module: DigitClassifier, batches: int) -> float:
     """Lightning's own floor: the same module with no loggers, checkpoints or callbacks of ours."""
     trainer = pl.Trainer(
         accelerator=cfg.trainer.accelerator,
@@ -68,7 +68,7 @@ def bare_lightning_images_per_second(cfg, datamodule: MNISTDataModule, module: D
     return timed_fit(trainer, datamodule, module, batches)
 
 
-def plain_images_per_second(datamodule: MNISTDataModule, module: DigitClassifier, batches: int) -> float:
+def plain_images_per_second(datamodule: ImageDataModule, module: DigitClassifier, batches: int) -> float:
     """The loop everyone writes by hand, with the module's own optimizer and schedule."""
     network = module.network
     optimizer = instantiate(module.hparams.optim)(network.parameters())

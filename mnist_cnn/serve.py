@@ -1,8 +1,9 @@
 """A draw-a-digit web page and a JSON API: `python -m mnist_cnn.serve model=<run dir> [host=127.0.0.1] [port=8000]`.
 
 `POST /predict` takes an image as the multipart field `image` and answers
-`{"digit", "confidence", "probabilities", "preprocessed"}` (the last is the 28x28 view the model
-saw, as a PNG data URL). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
+`{"label", "confidence", "probabilities", "classes", "preprocessed"}`: the run's class name
+(a letters model answers `k`), the probabilities in the order of `classes`, and the 28x28 view the
+model saw, as a PNG data URL. Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
 Flask's development server is meant for a local page, hence 127.0.0.1 by default.
 """
 
@@ -65,9 +66,10 @@ def create_app(model_dir: Path) -> Flask:
             return jsonify(error=f"the upload: {error}"), 400
         scores = probabilities(classifier, digit[None])[0]
         return jsonify(
-            digit=int(scores.argmax()),
+            label=classifier.classes[int(scores.argmax())],
             confidence=float(scores.max()),
             probabilities=[float(score) for score in scores],
+            classes=classifier.classes,
             preprocessed=png_data_url(digit),
         )
 

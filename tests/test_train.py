@@ -131,8 +131,13 @@ def test_the_command_refuses_bad_values_with_one_line_and_no_output(override, me
 
 
 def test_missing_data_without_download_is_refused(tmp_path):
-    with pytest.raises(UserError, match="holds no MNIST and data.download=false"):
+    images = tmp_path / "nowhere" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    with pytest.raises(UserError) as refused:
         prepare(compose_config(*quick_overrides(tmp_path / "nowhere")), tmp_path / "run")
+    assert str(refused.value) == (
+        f"{images} is missing and data.download=false: set data.download=true, or point data.root at a folder "
+        "holding torchvision's MNIST files"
+    )
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from mnist_cnn.cli import user_errors
 from mnist_cnn.errors import UserError
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.choices import AUGMENTATIONS, PROGRESS_STYLES, STEMS
-from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, train_set_size
+from mnist_cnn.training.datasets import check_files, describe, train_set_size
 from mnist_cnn.training.resume import check_run_dir, resumed_config
 
 
@@ -61,21 +61,21 @@ def check_config(cfg: DictConfig) -> None:
     require_choice(cfg, "data.augment", AUGMENTATIONS)
     if OmegaConf.select(cfg, "callbacks.progress") is not None:
         require_choice(cfg, "callbacks.progress.style", PROGRESS_STYLES)
-    if has_mnist(cfg.data.root):
-        check_raw_files(cfg.data.root)  # the training set's size below comes from a file header
-    val_size, train_size = number(cfg, "data.val_size"), train_set_size(cfg.data.root)
-    require(
-        float(val_size).is_integer() and 1 <= val_size < train_size,
-        "data.val_size",
-        val_size,
-        f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)",
-    )
     require_positive_integer(cfg, "trainer.max_epochs")
-    if not cfg.data.download and not has_mnist(cfg.data.root):
-        raise UserError(
-            f"data.root={cfg.data.root} holds no MNIST and data.download=false: set data.download=true or point "
-            "data.root at an existing copy"
-        )
+    spec = describe(cfg.data)
+    check_files(spec, cfg.data.root, cfg.data.download)  # the training set's size below comes from a file header
+    check_val_size(number(cfg, "data.val_size"), train_set_size(spec, cfg.data.root))
+
+
+def check_val_size(val_size: float, train_size: int | None) -> None:
+    """At least one validation and one training image; an unknown training set size (not read yet) passes."""
+    allowed = (
+        "an integer >= 1"
+        if train_size is None
+        else f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)"
+    )
+    valid = float(val_size).is_integer() and 1 <= val_size < (train_size or math.inf)
+    require(valid, "data.val_size", val_size, allowed)
 
 
 def prepare(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:

@@ -29,7 +29,7 @@ def log_final_results(loggers: list[Logger], hparams: dict[str, Any], metrics: d
     scores = {
         f"hparams/{key.replace('/', '_')}": value
         for key, value in metrics.items()
-        if key.split("/")[0] in ("train", "val", "test")
+        if key.split("/")[0] in ("train", "val", "test") and isinstance(value, (int, float))
     }
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):

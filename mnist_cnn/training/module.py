@@ -2,7 +2,8 @@
 
 It takes the `model`, `optim`, `scheduler` and `speed` config sections as plain dicts and builds
 everything from them, so a checkpoint's stored hyperparameters rebuild the same module and load
-with torch's default `weights_only=True`.
+with torch's default `weights_only=True`. The model section gets the data set's input channels,
+image side and class count added, so the network always fits the data it is trained on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.functional.classification import multiclass_accuracy
+
+from mnist_cnn.training.datasets import describe
 
 SECTIONS = ("model", "optim", "scheduler", "speed")  # the config sections the module is built from
 
@@ -41,12 +44,15 @@ class DigitClassifier(pl.LightningModule):
         self.memory_format = torch.channels_last if speed["channels_last"] else torch.contiguous_format
         # The epoch's summed training loss, correct predictions and images seen, on the module's device.
         self.register_buffer("train_totals", torch.zeros(3), persistent=False)
-        self.val_accuracy = MulticlassAccuracy(num_classes=10, average="micro")
+        self.num_classes = model.get("num_classes", 10)
+        self.val_accuracy = MulticlassAccuracy(num_classes=self.num_classes, average="micro")
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> DigitClassifier:
-        """Plain containers in, so checkpoints hold plain hyperparameters."""
-        return cls(**{name: OmegaConf.to_container(cfg[name], resolve=True) for name in SECTIONS})
+        """Plain containers in, so checkpoints hold plain hyperparameters; the model's inputs from `cfg.data`."""
+        sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in SECTIONS}
+        sections["model"].update(describe(cfg.data).model_inputs())
+        return cls(**sections)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.forward_network(images.contiguous(memory_format=self.memory_format))
@@ -75,7 +81,7 @@ class DigitClassifier(pl.LightningModule):
             self.train_totals += torch.stack((loss * len(labels), correct, loss.new_tensor(len(labels))))
         every = self.trainer.log_every_n_steps
         if every and (self.global_step + 1) % every == 0:
-            accuracy = multiclass_accuracy(logits.detach(), labels, num_classes=10, average="micro")
+            accuracy = multiclass_accuracy(logits.detach(), labels, num_classes=self.num_classes, average="micro")
             self.log_dict(
                 {"train/loss_step": loss, "train/acc_step": accuracy}, prog_bar=True, on_step=True, on_epoch=False
             )

@@ -24,7 +24,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checkpoints import AtomicCheckpointIO, load_weights
-from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.data import ImageDataModule
 from mnist_cnn.training.hparams import flat_hparams, log_final_results
 from mnist_cnn.training.models import count_parameters
 from mnist_cnn.training.module import DigitClassifier
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAMES = {"best_checkpoint": RunDir.BEST_CHECKPOINT_NAME, "last_checkpoint": RunDir.LAST_CHECKPOINT_NAME}
 
 
-def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
-    return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    return ImageDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
 
 
 def build_loggers(settings: DictConfig, run_dir: RunDir, resume_step: int | None = None) -> list[Logger]:
@@ -96,10 +96,13 @@ def run(cfg: DictConfig, run_dir: Path, choices: Mapping[str, str] | None = None
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
+    # Null statistics are measured on the training images once; the config records them for every later use.
+    cfg.data.mean, cfg.data.std = datamodule.normalization()
     module = DigitClassifier.from_config(cfg)
     # Loading it here first refuses pickled objects or weights of another layout with one clear line.
     resume_step = load_weights(module, resume_from)["global_step"] if resume_from else None
     run_dir.write_config(cfg)
+    run_dir.write_classes(datamodule.spec.classes)
     trainer = build_trainer(cfg, run_dir, resume_step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
