@@ -38,7 +38,7 @@ def rescale(images: Tensor, source: DataSet, target: DataSet) -> Tensor:
     """Scale so a character spans the share of the frame it spans in the target set, then pad or crop to its side.
 
     USPS's digits fill their 16x16 frame, MNIST's a 20x20 box in 28x28: a USPS digit becomes 20x20
-    with 4 pixels of its own edge around it, not a 28x28 digit larger than any MNIST saw.
+    with 4 black pixels around it, not a 28x28 digit larger than any MNIST saw.
     """
     side = round(target.size * target.fill / source.fill)
     if side != source.size:
@@ -46,8 +46,8 @@ def rescale(images: Tensor, source: DataSet, target: DataSet) -> Tensor:
             images, size=(side, side), mode="bilinear", align_corners=False, antialias=side < source.size
         )
     margin = target.size - side
-    if margin > 0:
-        images = F.pad(images, (margin // 2, margin - margin // 2) * 2, mode="replicate")
+    if margin > 0:  # only frames with a margin (fill < 1) need one: the light-ink sets, whose ground is black
+        images = F.pad(images, (margin // 2, margin - margin // 2) * 2)
     elif margin < 0:
         start = -margin // 2
         images = images[..., start : start + target.size, start : start + target.size]
