@@ -14,14 +14,19 @@ import torch
 from conftest import quick_overrides, run_command, train_in_process
 from data_files import learnable, make_data_root, write_idx
 from omegaconf import OmegaConf
+from PIL import Image
 from scipy.io import loadmat
 
 from mnist_cnn.errors import EXIT_USER_ERROR, UserError
 from mnist_cnn.evaluate import evaluate_run
+from mnist_cnn.predict import predict_files
+from mnist_cnn.report import find_runs, generality
+from mnist_cnn.serve import create_app
 from mnist_cnn.training.checks import check_config
 from mnist_cnn.training.config import compose_config
 from mnist_cnn.training.data import load_split
 from mnist_cnn.training.datasets import CATALOGUE, describe
+from mnist_cnn.training.hparams import flat_hparams
 
 # (data.name, data.split or extra) -> (channels, side, classes)
 OPTIONS = {
@@ -139,6 +144,25 @@ def test_an_mnist_model_is_evaluated_on_a_32x32_rgb_set_beside_its_own_result(tr
     assert json.loads((run / "eval.json").read_text()) == own  # untouched by the other data set
 
 
+def test_report_puts_the_runs_results_on_every_data_set_side_by_side(trained_run, svhn_run, tmp_path):
+    runs = tmp_path / "runs"
+    mnist = shutil.copytree(trained_run, runs / "mnist_run")
+    shutil.copytree(svhn_run, runs / "svhn_run")
+    usps = evaluate_run(mnist, str(make_data_root(tmp_path / "data", "usps", train=30, test=40)), {"name": "usps"})
+    own = {run: json.loads((runs / run / "metrics.json").read_text())["test/acc"] for run in ("mnist_run", "svhn_run")}
+    assert generality(find_runs(str(runs))).splitlines() == [
+        "| run | trained on | mnist | svhn | usps |",
+        "| --- | --- | --- | --- | --- |",
+        f"| mnist_run | mnist | **{100 * own['mnist_run']:.2f}%** |  | {100 * usps['test/acc']:.2f}% |",
+        f"| svhn_run | svhn |  | **{100 * own['svhn_run']:.2f}%** |  |",
+    ]
+
+
+def test_hparams_name_the_data_set(tiny_mnist):
+    params = flat_hparams(compose_config("data=emnist", "data.split=letters"), {"data": "emnist", "model": "fast"})
+    assert params["data"] == "emnist" and params["data.name"] == "emnist" and params["data.split"] == "letters"
+
+
 def test_a_model_is_refused_on_a_data_set_with_other_classes(trained_run, tmp_path):
     root = make_data_root(tmp_path, "emnist", train=30, test=30, split="letters")
     with pytest.raises(UserError, match="^data=emnist_letters's classes a, b, c, d, e, ... are not among the run's 10"):
@@ -190,6 +214,20 @@ def test_a_tiny_model_trains_well_above_chance_on_each_option(name, variant, tmp
     classes = OPTIONS[name, variant][2]
     assert metrics["test/acc"] > min(0.5, 10 / classes), metrics["test/acc"]
     assert len(metrics["test/acc_per_class"]) == classes
+
+
+@pytest.mark.slow
+def test_a_letters_run_answers_with_letters_in_its_metrics_predictions_and_page(tmp_path):
+    root = make_data_root(tmp_path / "data", "emnist", train=1200, test=300, split="letters")
+    run = train_in_process(tmp_path / "run", *overrides_for("emnist", "letters", root), "trainer.max_epochs=4")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert list(metrics["test/acc_per_class"]) == list("abcdefghijklmnopqrstuvwxyz")
+    image = tmp_path / "letter.png"
+    Image.fromarray(learnable(1, 3, describe({"name": "emnist", "split": "letters"}))[0][0, 0]).save(image)
+    (prediction,), errors = predict_files(run, [image])
+    assert errors == [] and prediction.label in prediction.classes == list("abcdefghijklmnopqrstuvwxyz")
+    answer = create_app(run).test_client().post("/predict", data={"image": (image.open("rb"), "letter.png")}).get_json()
+    assert answer["label"] == prediction.label and answer["classes"] == prediction.classes
 
 
 @pytest.mark.slow

@@ -16,12 +16,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.rundir import RunDir, SweepDir
+from mnist_cnn.training.datasets import data_label
 
 log = logging.getLogger(__name__)
 SCORES = ("train/acc", "val/acc", "test/acc", "test/loss")
 COLUMNS = (
     "job",
     "overrides",
+    "data",
     "status",
     *SCORES,
     "epochs",
@@ -51,6 +53,7 @@ def job_row(job: RunDir) -> dict[str, Any]:
     return {
         "job": job.path.name,
         "overrides": job_overrides(hydra_cfg),
+        "data": data_label(task_cfg.data.get("name") or "mnist", task_cfg.data.get("split")),
         **{key: metrics.get(key) for key in (*SCORES, "epochs", "wall_time_s", "status", "error")},
         "optim": hydra_cfg.runtime.choices.get("optim"),
         "optim.lr": OmegaConf.select(task_cfg, "optim.lr"),
@@ -83,7 +86,7 @@ def collect(sweep_dir: SweepDir) -> list[dict[str, Any]]:
 
 
 def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
-    """Copy the best job's config, metrics and best checkpoint to the sweep's selected model folder."""
+    """Copy the best job's config, class names, metrics and best checkpoint to the sweep's selected model folder."""
     target = sweep_dir.selected
     shutil.rmtree(target.path, ignore_errors=True)
     if job is None:
@@ -92,7 +95,9 @@ def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
     metrics = source.read_metrics()
     checkpoint = metrics.get("best_checkpoint")
     target.path.mkdir()
-    shutil.copy2(source.config_file, target.config_file)
+    for name in (source.CONFIG, source.CLASSES):
+        if (source.path / name).is_file():
+            shutil.copy2(source.path / name, target.path / name)
     if checkpoint:
         (target.path / checkpoint).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source.path / checkpoint, target.path / checkpoint)

@@ -51,8 +51,7 @@ class DataSet:
 
     @property
     def label(self) -> str:
-        """How results name it: `usps`, `emnist_letters` (eval_<label>.json, the sweep summary)."""
-        return f"{self.name}_{self.split}" if self.split else self.name
+        return data_label(self.name, self.split)
 
     def paths(self, root: str | Path, split: str) -> list[Path]:
         return [Path(root) / self.folder / name for name in self.files[split]]
@@ -60,6 +59,11 @@ class DataSet:
     def model_inputs(self) -> dict[str, int]:
         """The arguments every model takes from the data: input channels, image side, class count."""
         return {"in_channels": self.channels, "image_size": self.size, "num_classes": len(self.classes)}
+
+
+def data_label(name: str, split: str | None = None) -> str:
+    """How results name a data set: `usps`, `emnist_letters` (eval_<label>.json, the sweep summary's data column)."""
+    return f"{name}_{split}" if split else name
 
 
 def mnist_format(name: str, folder: str, classes: tuple[str, ...] = DIGITS) -> DataSet:
@@ -129,6 +133,7 @@ CATALOGUE = {
         downloader="QMNIST",
         download_args={"train": {"what": "train"}, "test": {"what": "test"}},
     ),
+    "emnist": emnist("balanced"),  # data.split picks another split
     "svhn": DataSet(
         name="svhn",
         folder="",
@@ -152,7 +157,6 @@ CATALOGUE = {
         first_label=1,
         fill=1.0,  # deslanted and scaled to fill 16x16
     ),
-    "emnist": emnist("balanced"),
 }
 
 
