@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision.datasets
 from conftest import quick_overrides, run_command, train_in_process
-from data_files import learnable, make_data_root, write_idx
+from data_files import learnable, make_data_root, write_idx, write_split
 from omegaconf import OmegaConf
 from PIL import Image
 from scipy.io import loadmat
@@ -132,6 +133,25 @@ def test_a_model_trains_on_32x32_rgb_and_records_what_it_was_trained_on(svhn_run
     assert saved.data.name == "svhn" and len(saved.data.mean) == len(saved.data.std) == 3
     assert all(0 < mean < 1 for mean in saved.data.mean) and all(0 < std < 1 for std in saved.data.std)
     assert json.loads((svhn_run / "classes.json").read_text()) == {"classes": list("0123456789")}
+
+
+def test_a_missing_data_set_is_fetched_by_torchvisions_downloader_before_its_statistics_are_measured(
+    tmp_path, monkeypatch
+):
+    spec, calls = CATALOGUE["usps"], []
+
+    def fake_usps(root: str, train: bool, download: bool) -> None:
+        """Stands in for torchvision.datasets.USPS, which would fetch the file into root and verify its checksum."""
+        calls.append((root, train, download))
+        split, count = ("train", 300) if train else ("test", 100)
+        write_split(spec, Path(root), split, *learnable(count, len(calls), spec))
+
+    monkeypatch.setattr(torchvision.datasets, "USPS", fake_usps)
+    root = tmp_path / "data"
+    run = train_in_process(tmp_path / "run", *overrides_for("usps", None, root), "data.download=true")
+    assert calls == [(str(root), True, True), (str(root), False, True)]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
+    assert isinstance(OmegaConf.load(run / "config.yaml").data.mean, float)
 
 
 def test_an_mnist_model_is_evaluated_on_a_32x32_rgb_set_beside_its_own_result(trained_run, tmp_path):

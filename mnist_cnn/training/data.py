@@ -179,10 +179,9 @@ class ImageDataModule(pl.LightningDataModule):
         self.loaded: dict[str, tuple[Tensor, Tensor]] = {}  # uint8 splits read before setup, handed over to it
 
     def prepare_data(self) -> None:
-        """Runs on one process only, so parallel ranks never download at the same time."""
-        if self.download:
+        """Runs on one process only, so parallel ranks never download at once; data in memory needs no files."""
+        if self.download and not (self.splits or self.loaded):
             download_once(self.spec, self.root)
-        check_files(self.spec, self.root, download=False)
 
     def read(self, split: str) -> tuple[Tensor, Tensor]:
         if split not in self.loaded:
@@ -192,6 +191,7 @@ class ImageDataModule(pl.LightningDataModule):
     def normalization(self) -> tuple[Statistic, Statistic]:
         """data.mean and data.std as configured, or measured once on the official training images."""
         if self.mean is None or self.std is None:
+            self.prepare_data()  # measured before Lightning would call it
             self.mean, self.std = channel_statistics(self.read("train")[0])
         return self.mean, self.std
 
