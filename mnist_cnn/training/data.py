@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mnist_cnn.training.augment import build_augmentation
 from mnist_cnn.training.checks import check_val_size
-from mnist_cnn.training.datasets import DataSet, check_files, describe, is_complete
+from mnist_cnn.training.datasets import DataSet, check_files, describe, is_complete, needed_splits
 from mnist_cnn.training.readers import read_part
 
 MNIST_MEAN = 0.1307
@@ -38,15 +38,16 @@ def download_once(spec: DataSet, root: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / f"download_{spec.name}.lock"):
         fetch = getattr(torchvision.datasets, spec.downloader)
-        for split in (*spec.training_parts, "test"):
+        for split in needed_splits(spec):
             if not all(path.is_file() for path in spec.paths(root, split)):
                 fetch(str(root), download=True, **spec.download_args[split])
 
 
 def load_split(spec: DataSet, root: str | Path, split: str) -> tuple[Tensor, Tensor]:
     """uint8 images (N, C, H, W) and int64 labels of the official `train` (with SVHN's extra) or `test` split."""
-    check_files(spec, root, download=False)
-    parts = [read_part(spec, root, part) for part in (spec.training_parts if split == "train" else (split,))]
+    names = spec.training_parts if split == "train" else (split,)
+    check_files(spec, root, download=False, splits=names)
+    parts = [read_part(spec, root, name) for name in names]
     images, labels = (np.concatenate(arrays) if len(parts) > 1 else arrays[0] for arrays in zip(*parts, strict=True))
     return torch.from_numpy(images), torch.from_numpy(labels)
 

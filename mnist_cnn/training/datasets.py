@@ -220,9 +220,12 @@ def needed_splits(spec: DataSet) -> tuple[str, ...]:
     return (*spec.training_parts, "test")
 
 
-def check_files(spec: DataSet, root: str | Path, download: bool) -> None:
-    """Refuse the first damaged file, and without data.download the first missing one, naming it and the fix."""
-    for split in needed_splits(spec):
+def check_files(spec: DataSet, root: str | Path, download: bool, splits: tuple[str, ...] | None = None) -> None:
+    """Refuse the first damaged file, and without data.download the first missing one, naming it and the fix.
+
+    `splits`: those to check (default: what training needs, its training parts and test).
+    """
+    for split in splits or needed_splits(spec):
         for path in spec.paths(root, split):
             if path.is_file():
                 check_file(path)
