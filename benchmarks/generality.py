@@ -1,10 +1,10 @@
 """What the cross-data-set conversion alone costs, measured on the real data at hand: MNIST.
 
-Run from the repository root: `python -m benchmarks.generality run=<an MNIST run> [data_root=...]`.
+Run from the repository root: `python -m benchmarks.generality runs=<MNIST run>[,<MNIST run>...] [data_root=...]`.
 MNIST's real test digits are re-encoded in the other digit sets' own files (with the tests'
 writers of those formats): as USPS (16x16, each digit filling its frame, values in [-1, 1]), as
 EMNIST digits (transposed, boxed more tightly) and as SVHN (32x32 RGB in random ink and ground
-colours, half of them dark ink on a light ground). A copy of the run is then evaluated on each with
+colours, half of them dark ink on a light ground). A copy of each run is then evaluated on each with
 `evaluate data=<name>`, as a user would on the real sets, and `report runs=`'s table is printed.
 What the model loses here is lost to the conversion alone: a ceiling on what the real sets can show.
 """
@@ -51,15 +51,18 @@ def re_encode(images: torch.Tensor, target: DataSet) -> torch.Tensor:
 
 def main(argv: list[str]) -> None:
     args = OmegaConf.from_cli(argv)
-    run_dir, data_root = Path(str(args.run)), Path(str(args.get("data_root", DEFAULT_DATA)))
-    images, labels = load_split(MNIST, data_root, "test")
+    run_dirs = [Path(run) for run in str(args.runs).split(",")]
+    images, labels = load_split(MNIST, Path(str(args.get("data_root", DEFAULT_DATA))), "test")
     with tempfile.TemporaryDirectory() as scratch:
-        copy = RunDir(shutil.copytree(run_dir, Path(scratch) / run_dir.name))  # its eval_*.json stay out of the run
+        root, runs = Path(scratch) / "data", Path(scratch) / "runs"
         for data in TARGETS:
             target = describe(data)
-            write_split(target, Path(scratch) / "data", "test", re_encode(images, target).numpy(), labels.numpy())
-            evaluate_run(copy.path, str(Path(scratch) / "data"), data)
-        print(generality(find_runs(str(copy.path))))
+            write_split(target, root, "test", re_encode(images, target).numpy(), labels.numpy())
+        for run_dir in run_dirs:
+            copy = RunDir(shutil.copytree(run_dir, runs / run_dir.name))  # the eval_*.json stay out of the run
+            for data in TARGETS:
+                evaluate_run(copy.path, str(root), data)
+        print(generality(find_runs(str(runs))))
 
 
 if __name__ == "__main__":

@@ -44,15 +44,16 @@ def test_an_mnist_digit_is_scaled_up_to_fill_a_usps_frame():
     assert converted.shape == (1, 1, 16, 16) and ink_extent(converted) == (0, 15)
 
 
-def test_rgb_becomes_luma_and_dark_ink_on_light_ground_is_inverted_for_a_light_ink_model():
+def test_rgb_becomes_luma_and_any_ink_on_any_ground_becomes_white_on_black_for_a_light_ink_model():
     blue_on_white = box(32, 6, 26, channels=3, ink=0.0, ground=1.0)
-    blue_on_white[:, 2, 6:26, 6:26] = 1.0  # blue ink: dark in luma
-    converted = conform(blue_on_white, SVHN, MNIST)
-    assert converted.shape == (1, 1, 28, 28)
-    assert converted[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)  # the white ground turned black
-    assert converted[0, 0, 14, 14] == pytest.approx(1 - 0.114, abs=1e-3)  # the blue ink turned bright
-    light_on_dark = conform(1 - blue_on_white, SVHN, MNIST)
-    assert light_on_dark[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)  # already light ink: left as it is
+    blue_on_white[:, 2, 6:26, 6:26] = 1.0  # blue ink: dark in luma (0.114)
+    yellow_on_grey = box(32, 6, 26, channels=3, ink=0.9, ground=0.3)
+    yellow_on_grey[:, 2] = 0.3  # yellow ink: bright in luma
+    for image in (blue_on_white, yellow_on_grey):
+        converted = conform(image, SVHN, MNIST)
+        assert converted.shape == (1, 1, 28, 28)
+        assert converted[0, 0, 0, 0] == pytest.approx(0.0, abs=1e-6)  # the ground turned black
+        assert converted[0, 0, 14, 14] == pytest.approx(1.0, abs=1e-6)  # the ink turned white
 
 
 def test_grayscale_is_repeated_into_rgb_for_an_svhn_model_and_polarity_is_kept():

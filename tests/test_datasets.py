@@ -251,6 +251,18 @@ def test_a_letters_run_answers_with_letters_in_its_metrics_predictions_and_page(
 
 
 @pytest.mark.slow
+def test_the_evaluate_command_takes_another_data_set_as_train_does(trained_run, tmp_path):
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    root = make_data_root(tmp_path / "data", "emnist", train=30, test=50, split="digits")
+    result = run_command(
+        "mnist_cnn.evaluate", f"run_dir={run}", "data=emnist", "data.split=digits", f"data.root={root}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    saved = json.loads((run / "eval_emnist_digits.json").read_text())
+    assert result.stdout.startswith(f"emnist_digits: test/acc {saved['test/acc']:.4f}")
+
+
+@pytest.mark.slow
 def test_the_command_refuses_an_unknown_split_with_one_line(tiny_mnist, tmp_path):
     result = run_command(
         "mnist_cnn.train", *quick_overrides(tiny_mnist, "data=emnist", "data.split=cyrillic"), cwd=tmp_path

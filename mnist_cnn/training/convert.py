@@ -23,15 +23,21 @@ def to_channels(images: Tensor, channels: int) -> Tensor:
     return images.repeat(1, channels, 1, 1)
 
 
-def light_ink(images: Tensor) -> Tensor:
-    """Invert each image whose border is brighter than its average: dark ink on a light ground becomes light on dark.
+def light_ink_on_black(images: Tensor) -> Tensor:
+    """Each image as light-ink sets draw theirs: ink bright, ground black, whichever way round it came.
 
-    The border is mostly background even in tight crops such as SVHN's, which come both ways round.
+    An image whose border is brighter than its average is dark ink on a light ground and is
+    inverted (the border is mostly ground even in tight crops such as SVHN's, which come both ways
+    round); then its ground level (the border's mean) goes to 0 and its brightest ink to 1, as in
+    MNIST, where a grey ground would read as faint ink everywhere.
     """
-    gray = images.mean(1)
-    border = torch.cat((gray[:, 0], gray[:, -1], gray[:, :, 0], gray[:, :, -1]), dim=1).mean(1)
-    dark_ink = border > gray.mean((1, 2))
-    return torch.where(dark_ink.view(-1, 1, 1, 1), 1 - images, images)
+    gray = images.mean(1, keepdim=True)
+    border = torch.cat((gray[..., 0, :], gray[..., -1, :], gray[..., :, 0], gray[..., :, -1]), dim=-1).mean(-1)
+    dark_ink = (border > gray.mean((2, 3))).view(-1, 1, 1, 1)
+    images = torch.where(dark_ink, 1 - images, images)
+    ground = torch.where(dark_ink, 1 - border.view(-1, 1, 1, 1), border.view(-1, 1, 1, 1))
+    peak = images.amax((1, 2, 3), keepdim=True)
+    return ((images - ground) / (peak - ground).clamp(min=1e-6)).clamp(0, 1)
 
 
 def rescale(images: Tensor, source: DataSet, target: DataSet) -> Tensor:
@@ -62,5 +68,5 @@ def conform(images: Tensor, source: DataSet, target: DataSet) -> Tensor:
     if source.channels != target.channels:
         images = to_channels(images, target.channels)
     if target.ink == "light" and source.ink != "light":
-        images = light_ink(images)
+        images = light_ink_on_black(images)
     return rescale(images, source, target)
