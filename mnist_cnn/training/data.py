@@ -185,6 +185,7 @@ class ImageDataModule(pl.LightningDataModule):
             download_once(self.spec, self.root)
 
     def read(self, split: str) -> tuple[Tensor, Tensor]:
+        """A split's uint8 images and labels, read once whether statistics or setup asks first."""
         if split not in self.loaded:
             self.loaded[split] = load_split(self.spec, self.root, split)
         return self.loaded[split]

@@ -161,6 +161,7 @@ CATALOGUE = {
 
 
 def allowed(key: str, value: object, values: tuple[str, ...] | list[str]) -> UserError:
+    """The refusal of a value, worded as the config checks word theirs."""
     return UserError(f"{key}={value} is invalid: allowed values are {' or '.join(values)}")
 
 
@@ -183,6 +184,7 @@ def describe(data: Mapping[str, Any]) -> DataSet:
 
 
 def refetch(path: Path) -> str:
+    """The fix for a damaged file."""
     return f"delete {path} and run again with data.download=true to fetch a fresh copy"
 
 
@@ -208,6 +210,7 @@ def check_header(path: Path, header: bytes, kind: str) -> None:
 
 
 def check_file(path: Path) -> None:
+    """What can be checked of a file without reading it all, by its format (told by its name)."""
     if path.suffix == ".mat":
         check_header(path, MAT_HEADER, "a MATLAB 5 .mat file")
     elif path.suffix == ".bz2":
@@ -217,6 +220,7 @@ def check_file(path: Path) -> None:
 
 
 def needed_splits(spec: DataSet) -> tuple[str, ...]:
+    """The splits a run reads: its training parts and the test set."""
     return (*spec.training_parts, "test")
 
 
