@@ -11,7 +11,7 @@ import difflib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -35,6 +35,7 @@ class Command:
     name: str
     summary: str
     options: dict[str, Option]
+    shorthands: dict[str, str] = field(default_factory=dict)  # Hydra's `group=option`: data=usps for data.name=usps
 
     def help_text(self) -> str:
         width = max(len(key) for key in self.options) + 2
@@ -77,6 +78,12 @@ def unknown_key_error(key: str, command: Command) -> UserError:
     return UserError(f"{key} is not an argument of {command.name}: {hint} (see --help)")
 
 
+def spelled_out(word: str, shorthands: dict[str, str]) -> str:
+    """`data=usps` as `data.name=usps`: OmegaConf would let data=usps and data.split=x clobber each other."""
+    key, value = word.split("=", 1)
+    return f"{shorthands.get(key, key)}={value}"
+
+
 def parse_arguments(command: Command, argv: list[str] | None = None) -> DictConfig:
     """The command's arguments (sys.argv by default), defaults filled in; `--help` prints the options and exits 0."""
     argv = sys.argv[1:] if argv is None else argv
@@ -89,6 +96,7 @@ def parse_arguments(command: Command, argv: list[str] | None = None) -> DictConf
                 f"{word!r} is not a key=value argument: usage: python -m mnist_cnn.{command.name} "
                 f"{' '.join(command.usage_words())}"
             )
+    argv = [spelled_out(word, command.shorthands) for word in argv]
     try:
         args = OmegaConf.from_dotlist(argv)
     except Exception as error:  # OmegaConf's grammar errors: an unbalanced ${, a bad key

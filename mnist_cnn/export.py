@@ -1,8 +1,9 @@
 """Export a run for use outside Python: `python -m mnist_cnn.export run_dir=<dir> format=onnx|torchscript`.
 
 The exported model is mnist_cnn.wild.classifier.PixelClassifier: it takes (N, 1, 28, 28) pixels
-in [0, 1] (what mnist_cnn.wild.preprocess produces) and returns ten probabilities per image, with the
-run's normalization constants baked in, so no caller has to know them.
+in [0, 1] (what mnist_cnn.wild.preprocess produces) and returns one probability per class of the run
+for each image, with the conversion to the run's own input and its normalization constants baked
+in, so no caller has to know them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ with long_lived_imports():
 
 COMMAND = Command(
     "export",
-    "Write a run's model as ONNX or TorchScript: (N, 1, 28, 28) pixels in [0, 1] -> (N, 10) probabilities.",
+    "Write a run's model as ONNX or TorchScript: (N, 1, 28, 28) pixels in [0, 1] -> (N, classes) probabilities.",
     {
         "run_dir": Option("a run directory, or a sweep's selected_model folder", required=True),
         "format": Option("onnx or torchscript", required=True),

@@ -1,8 +1,9 @@
 """Read digits in real images: `python -m mnist_cnn.predict model=<run dir> inputs=<file, folder or glob>`.
 
 Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.wild.preprocess) and
-classified by the run's best checkpoint. A file that cannot be read gets a one-line error and the
-others are still predicted; the exit status is then 1 (EXIT_SOME_FAILED).
+classified by the run's best checkpoint, which answers with its own class names (a letters
+model's `k`, not 10). A file that cannot be read gets a one-line error and the others are still
+predicted; the exit status is then 1 (EXIT_SOME_FAILED).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ with long_lived_imports():
 
 COMMAND = Command(
     "predict",
-    "Read the digit in each image: prints a table, optionally writes CSV rows path,digit,confidence,top3.",
+    "Read the character in each image: prints a table, optionally writes CSV rows path,label,confidence,top3.",
     {
         "model": Option("a run directory, or a sweep's selected_model folder", required=True),
         "inputs": Option("an image file, a folder of images (searched recursively) or a glob", required=True),
@@ -36,17 +37,18 @@ COMMAND = Command(
         "save_preprocessed": Option("a folder to save the 28x28 images the model saw"),
     },
 )
-CSV_COLUMNS = ("path", "digit", "confidence", "top3")
+CSV_COLUMNS = ("path", "label", "confidence", "top3")
 
 
 @dataclass
 class Prediction:
     path: str
     probabilities: np.ndarray
+    classes: list[str]  # the run's class names, one per probability
 
     @property
-    def digit(self) -> int:
-        return int(self.probabilities.argmax())
+    def label(self) -> str:
+        return self.classes[int(self.probabilities.argmax())]
 
     @property
     def confidence(self) -> float:
@@ -54,8 +56,9 @@ class Prediction:
 
     @property
     def top3(self) -> str:
-        """The three likeliest digits with their probabilities, e.g. `7:0.981 1:0.012 2:0.003`."""
-        return " ".join(f"{digit}:{self.probabilities[digit]:.3f}" for digit in np.argsort(-self.probabilities)[:3])
+        """The three likeliest classes with their probabilities, e.g. `7:0.981 1:0.012 2:0.003`."""
+        likeliest = np.argsort(-self.probabilities)[:3]
+        return " ".join(f"{self.classes[index]}:{self.probabilities[index]:.3f}" for index in likeliest)
 
 
 def find_inputs(pattern: str) -> list[Path]:
@@ -111,21 +114,21 @@ def predict_files(
         save_dir.mkdir(parents=True, exist_ok=True)
     readable, digits, errors = preprocess_all(paths, save_dir)
     scores = probabilities(classifier, digits) if len(digits) else []
-    return [Prediction(str(path), row) for path, row in zip(readable, scores, strict=True)], errors
+    return [Prediction(str(path), row, classifier.classes) for path, row in zip(readable, scores, strict=True)], errors
 
 
 def write_csv(predictions: list[Prediction], path: Path) -> None:
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(CSV_COLUMNS)
-        writer.writerows((p.path, p.digit, f"{p.confidence:.4f}", p.top3) for p in predictions)
+        writer.writerows((p.path, p.label, f"{p.confidence:.4f}", p.top3) for p in predictions)
 
 
 def print_table(predictions: list[Prediction]) -> None:
     width = max([len("path"), *(len(p.path) for p in predictions)])
-    print(f"{'path':<{width}}  digit  confidence  top3")
+    print(f"{'path':<{width}}  label  confidence  top3")
     for p in predictions:
-        print(f"{p.path:<{width}}  {p.digit:>5}  {p.confidence:>10.4f}  {p.top3}")
+        print(f"{p.path:<{width}}  {p.label:>5}  {p.confidence:>10.4f}  {p.top3}")
 
 
 def check_output(output: Path) -> None:

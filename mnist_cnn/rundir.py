@@ -13,7 +13,7 @@ import os
 import secrets
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -64,7 +64,9 @@ class RunDir:
 
     CONFIG = "config.yaml"  # the resolved config the run trained with
     METRICS = "metrics.json"  # final metrics, measured with the best checkpoint
-    EVAL = "eval.json"  # `evaluate`'s result
+    EVAL = "eval.json"  # `evaluate`'s result on the run's own test set
+    EVAL_ON = "eval_{}.json"  # `evaluate data=<name>`'s result on another data set, by its label (eval_usps.json)
+    CLASSES = "classes.json"  # the class names, in the order of the model's outputs
     CHECKPOINTS = "checkpoints"
     # Lightning's file-name templates (without .ckpt) of the best and the every-epoch checkpoint
     BEST_CHECKPOINT_NAME = "best-epoch{epoch:02d}-val_acc{val/acc:.4f}"
@@ -89,6 +91,28 @@ class RunDir:
     @property
     def eval_file(self) -> Path:
         return self.path / self.EVAL
+
+    def eval_file_on(self, label: str) -> Path:
+        return self.path / self.EVAL_ON.format(label)
+
+    def evaluations_on(self) -> dict[str, dict[str, Any]]:
+        """Every `evaluate data=<name>` result of this run, by the data set's label."""
+        prefix, suffix = self.EVAL_ON.split("{}")
+        return {
+            path.name.removeprefix(prefix).removesuffix(suffix): read_json(path)
+            for path in sorted(self.path.glob(self.EVAL_ON.format("*")))
+        }
+
+    @property
+    def classes_file(self) -> Path:
+        return self.path / self.CLASSES
+
+    def write_classes(self, classes: Sequence[str]) -> None:
+        write_json(self.classes_file, {"classes": list(classes)})
+
+    def read_classes(self) -> list[str] | None:
+        """The class names training recorded; None for runs written before they were."""
+        return read_json(self.classes_file)["classes"] if self.classes_file.is_file() else None
 
     @property
     def checkpoints(self) -> Path:

@@ -1,8 +1,9 @@
 """A draw-a-digit web page and a JSON API: `python -m mnist_cnn.serve model=<run dir> [host=127.0.0.1] [port=8000]`.
 
 `POST /predict` takes an image as the multipart field `image` and answers
-`{"digit", "confidence", "probabilities", "preprocessed"}` (the last is the 28x28 view the model
-saw, as a PNG data URL). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
+`{"label", "confidence", "probabilities", "classes", "preprocessed"}`: the run's class name
+(a letters model answers `k`), the probabilities in the order of `classes`, and the 28x28 view the
+model saw, as a PNG data URL. Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
 It runs on waitress with bounded worker threads, a timeout for idle and slow connections and a
 bound on concurrent predictions; it listens on 127.0.0.1 unless host= says otherwise.
 """
@@ -66,6 +67,11 @@ def create_app(model_dir: Path) -> Flask:
     def page():
         return app.send_static_file("index.html")
 
+    @app.get("/classes")
+    def classes():
+        """The model's class names, so the page draws one bar per class before the first answer."""
+        return jsonify(classes=list(classifier.classes))
+
     @app.post("/predict")
     def predict():
         upload = request.files.get("image")
@@ -81,9 +87,10 @@ def create_app(model_dir: Path) -> Flask:
         finally:
             slots.release()
         return jsonify(
-            digit=int(scores.argmax()),
+            label=classifier.classes[int(scores.argmax())],
             confidence=float(scores.max()),
             probabilities=[float(score) for score in scores],
+            classes=classifier.classes,
             preprocessed=png_data_url(digit),
         )
 

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_files import write_split
+
+from mnist_cnn.training.datasets import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 RUN_WRITTEN_BY_0_1_0 = Path(__file__).resolve().parent / "fixtures" / "run_written_by_0.1.0"
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an IDX file: magic 0x08 (ubyte) + rank, big-endian dims, data."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,11 +30,10 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_mnist_root(root: Path, train: int = 600, test: int = 200) -> Path:
-    raw = root / "MNIST" / "raw"
-    for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
+    """MNIST's four IDX files of synthetic digits (the data the saved 0.1.0 run was trained on)."""
+    for split, count, seed in (("train", train, 0), ("test", test, 1)):
         images, labels = synthetic_digits(count, seed)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        write_split(CATALOGUE["mnist"], root, split, images[:, None], labels)
     return root
 
 

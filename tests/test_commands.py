@@ -44,6 +44,16 @@ def test_bad_arguments_are_one_line_user_errors(argv, message):
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
 
 
+def test_a_group_shorthand_and_its_keys_can_be_given_together():
+    """`data=emnist data.split=digits` as for train: OmegaConf alone would drop one of the two."""
+    command = Command(
+        "example", "An example.", {"data.name": Option("a set"), "data.split": Option("a split")}, {"data": "data.name"}
+    )
+    for argv in (["data=emnist", "data.split=digits"], ["data.split=digits", "data=emnist"]):
+        args = parse_arguments(command, argv)
+        assert args.data.name == "emnist" and args.data.split == "digits"
+
+
 def test_help_lists_every_argument_and_exits_0(capsys):
     with pytest.raises(SystemExit) as stopped:
         parse_arguments(EXAMPLE, ["--help"])

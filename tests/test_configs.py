@@ -7,11 +7,12 @@ from unittest.mock import PropertyMock, patch
 
 import pytest
 import torch
+from data_files import make_data_root
 
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.config import CONFIG_DIR
 from mnist_cnn.training.config import compose_config as compose_with
-from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.data import ImageDataModule
 from mnist_cnn.training.module import DigitClassifier
 from mnist_cnn.training.recipe import build_callbacks, build_loggers, build_trainer
 
@@ -112,8 +113,8 @@ def test_a_callback_or_logger_set_to_null_is_left_out(tmp_path):
 
 
 @pytest.mark.parametrize("option", options("data"))
-def test_data_options_build(option, tiny_mnist):
-    cfg = compose_with(f"data={option}", f"data.root={tiny_mnist}", "data.val_size=100")
-    datamodule = MNISTDataModule(**cfg.data, seed=cfg.seed)
+def test_data_options_build(option, tmp_path):
+    cfg = compose_with(f"data={option}", f"data.root={make_data_root(tmp_path, option)}", "data.val_size=100")
+    datamodule = ImageDataModule(**cfg.data, seed=cfg.seed)
     datamodule.setup()
     assert [len(datamodule.splits[split][1]) for split in ("train", "val", "test")] == [500, 100, 200]

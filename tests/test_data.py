@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import quick_overrides, run_command
-from mnist_cnn.training.data import MNISTDataModule, ShardedPermutation, normalize
+from mnist_cnn.training.data import ImageDataModule, ShardedPermutation, channel_statistics, normalize
 
 
 def rows_of(permutation: ShardedPermutation) -> list[int]:
@@ -16,7 +16,7 @@ def rows_of(permutation: ShardedPermutation) -> list[int]:
 
 
 def test_splits_have_the_model_input_shape_and_integer_labels(tiny_mnist):
-    datamodule = MNISTDataModule(str(tiny_mnist), download=False, val_size=100, batch_size=32)
+    datamodule = ImageDataModule(str(tiny_mnist), download=False, val_size=100, batch_size=32)
     datamodule.setup()
     for split, size in (("train", 500), ("val", 100), ("test", 200)):
         images, labels = datamodule.splits[split]
@@ -29,7 +29,7 @@ def test_splits_have_the_model_input_shape_and_integer_labels(tiny_mnist):
 
 
 def test_normalize_standardizes_with_the_given_statistics():
-    pixels = torch.randint(0, 256, (50, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    pixels = torch.randint(0, 256, (50, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     scaled = pixels.float() / 255
     normalized = normalize(pixels, scaled.mean().item(), scaled.std().item())
     assert normalized.shape == (50, 1, 28, 28)
@@ -37,8 +37,25 @@ def test_normalize_standardizes_with_the_given_statistics():
     assert normalized.std().item() == pytest.approx(1.0, abs=1e-4)
 
 
+def test_mnist_normalizes_with_the_same_arithmetic_as_before_other_data_sets_existed():
+    """MNIST's results stay what they were: float, /255, -mean, /std with Python floats, as mnist_cnn always did."""
+    pixels = torch.randint(0, 256, (50, 28, 28), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    before = pixels.float().div_(255.0).sub_(0.1307).div_(0.3081).unsqueeze(1).contiguous()
+    assert torch.equal(normalize(pixels[:, None], 0.1307, 0.3081), before)
+
+
+def test_rgb_images_are_standardized_per_channel():
+    pixels = torch.randint(0, 256, (40, 3, 32, 32), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    pixels[:, 2] //= 4  # a darker blue channel: one mean for all three would leave it off centre
+    mean, std = channel_statistics(pixels)
+    assert len(mean) == len(std) == 3 and mean[2] < mean[0]
+    normalized = normalize(pixels, mean, std)
+    assert normalized.mean((0, 2, 3)).tolist() == pytest.approx([0, 0, 0], abs=1e-3)
+    assert normalized.std((0, 2, 3)).tolist() == pytest.approx([1, 1, 1], abs=1e-3)
+
+
 def test_real_mnist_training_split_is_normalized_to_mean_0_std_1(real_mnist):
-    datamodule = MNISTDataModule(str(real_mnist), download=False)
+    datamodule = ImageDataModule(str(real_mnist), download=False)
     datamodule.setup()
     images, _ = datamodule.splits["train"]
     assert images.mean().item() == pytest.approx(0.0, abs=0.01)

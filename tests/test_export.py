@@ -9,14 +9,15 @@ import torch
 from mnist_cnn.errors import UserError
 from mnist_cnn.export import export_run
 from mnist_cnn.training.data import load_split
+from mnist_cnn.training.datasets import CATALOGUE
 from mnist_cnn.wild.classifier import load_classifier, probabilities
 
 
 @pytest.fixture(scope="module")
 def test_pixels(tiny_mnist) -> np.ndarray:
     """Test images in [0, 1], the exported models' input (normalization is baked in)."""
-    images, _ = load_split(tiny_mnist, train=False, download=False)
-    return (images[:64].float() / 255).unsqueeze(1).numpy()
+    images, _ = load_split(CATALOGUE["mnist"], tiny_mnist, "test")
+    return (images[:64].float() / 255).numpy()
 
 
 def test_onnx_runtime_agrees_with_pytorch(trained_run, test_pixels, tmp_path):

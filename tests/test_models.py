@@ -66,6 +66,35 @@ def test_strided_stem_reaches_the_second_block_at_14x14_without_full_resolution_
         FastCNN(stem="conv")
 
 
+@pytest.mark.parametrize(
+    "architecture, options", [(architecture, {}) for architecture in ARCHITECTURES] + [(FastCNN, {"stem": "strided"})]
+)
+@pytest.mark.parametrize("channels, side, classes", [(1, 28, 10), (3, 32, 10), (1, 16, 10), (1, 28, 47)])
+def test_every_model_fits_every_data_shape_and_learns_from_it(architecture, options, channels, side, classes):
+    """MNIST, SVHN's 32x32 RGB, USPS's 16x16 and EMNIST balanced's 47 classes: sized from the data, not by hand."""
+    torch.manual_seed(0)
+    model = architecture(in_channels=channels, image_size=side, num_classes=classes, **options)
+    images, labels = torch.randn(8, channels, side, side), torch.arange(8) % classes
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(5):
+        loss = nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert model(images).shape == (8, classes)
+    assert losses[-1] < losses[0]
+
+
+def test_the_classifier_is_sized_from_the_side_left_after_pooling():
+    assert FastCNN(image_size=32).layers[-1].in_features == 64 * 4 * 4
+    assert FastCNN(image_size=16, stem="strided").layers[-1].in_features == 64 * 2 * 2
+    assert CNN3(in_channels=3, image_size=32).layers[0].in_channels == 3
+    linear = [layer for layer in CNN3(image_size=16).layers if isinstance(layer, nn.Linear)]
+    assert [layer.in_features for layer in linear] == [128 * 2 * 2, 256]
+
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_dropout_rate_is_configurable(architecture):
     rates = {m.p for m in architecture(dropout=0.7).modules() if isinstance(m, nn.Dropout)}

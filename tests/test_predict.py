@@ -29,9 +29,9 @@ def read_predictions(path: Path) -> list[dict]:
 
 def check_rows(rows: list[dict]) -> None:
     for row in rows:
-        assert 0 <= int(row["digit"]) <= 9 and 0 <= float(row["confidence"]) <= 1
+        assert 0 <= int(row["label"]) <= 9 and 0 <= float(row["confidence"]) <= 1
         top3 = [pair.split(":") for pair in row["top3"].split()]
-        assert len(top3) == 3 and top3[0][0] == row["digit"]
+        assert len(top3) == 3 and top3[0][0] == row["label"]
 
 
 @pytest.mark.slow
@@ -54,7 +54,7 @@ def test_predict_real_images_writes_csv_and_the_28x28_views(trained_run, real_wo
     views = sorted((tmp_path / "seen").glob("*.png"))
     assert len(views) == len(rows)
     assert all(Image.open(view).size == (28, 28) for view in views)
-    assert "digit  confidence  top3" in result.stdout
+    assert "label  confidence  top3" in result.stdout
 
 
 def odd_but_valid_images(folder: Path) -> list[str]:

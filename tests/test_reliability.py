@@ -23,6 +23,7 @@ from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checks import check_config, prepare
 from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.datasets import CATALOGUE, is_complete
 from mnist_cnn.training.recipe import build_loggers
 
 # Enough batches per epoch (1000 / 16) that a kill lands inside an epoch, small enough to stay quick.
@@ -301,7 +302,7 @@ def test_wrong_magic_number_is_refused_before_training(tiny_mnist, tmp_path):
     root = shutil.copytree(tiny_mnist, tmp_path / "data")
     labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     labels.write_bytes(b"PK\x03\x04" + labels.read_bytes()[4:])
-    with pytest.raises(UserError, match=f"{labels} is not an MNIST IDX file \\(wrong magic number\\): delete {labels}"):
+    with pytest.raises(UserError, match=f"{labels} is not an IDX file \\(wrong magic number\\): delete {labels}"):
         check_config(compose_config(*quick_overrides(root)))
 
 
@@ -315,17 +316,17 @@ def test_parallel_first_downloads_take_turns(tiny_mnist, tmp_path, monkeypatch):
         inside.append(1)
         calls.append(len(inside))  # how many downloads are running at once
         time.sleep(0.2)
-        make_mnist_root(Path(root_arg), train=600)
+        make_mnist_root(Path(root_arg), train=600)  # torchvision's MNIST fetches all four files at once
         inside.pop()
 
-    monkeypatch.setattr(data, "MNIST", slow_download)
-    jobs = [threading.Thread(target=data.download_once, args=(root,)) for _ in range(4)]
+    monkeypatch.setattr(data.torchvision.datasets, "MNIST", slow_download)
+    jobs = [threading.Thread(target=data.download_once, args=(CATALOGUE["mnist"], root)) for _ in range(4)]
     for job in jobs:
         job.start()
     for job in jobs:
         job.join()
     assert calls == [1]
-    assert data.is_complete(root)
+    assert is_complete(CATALOGUE["mnist"], root)
 
 
 # 6. Unwritable output, failed checkpoint save

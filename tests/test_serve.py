@@ -34,7 +34,8 @@ def test_predict_returns_digit_probabilities_and_the_28x28_view(client):
     assert response.status_code == 200
     result = response.get_json()
     assert len(result["probabilities"]) == 10 and abs(sum(result["probabilities"]) - 1) < 1e-4
-    assert result["digit"] == int(np.argmax(result["probabilities"]))
+    assert result["classes"] == list("0123456789")
+    assert result["label"] == result["classes"][int(np.argmax(result["probabilities"]))]
     assert result["confidence"] == max(result["probabilities"])
     header, data = result["preprocessed"].split(",", 1)
     assert header == "data:image/png;base64"

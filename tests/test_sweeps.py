@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from data_files import make_data_root
 
 from conftest import make_mnist_root, quick_overrides, run_command, start_command
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.report import report
 from mnist_cnn.training.config import compose_config
+from mnist_cnn.training.datasets import CATALOGUE
 
 
 def sweep_overrides(data_root: Path, *extra: str) -> list[str]:
@@ -201,6 +203,22 @@ def test_quick_sweep_is_four_one_epoch_jobs_of_the_fast_model():
     cfg = compose_hydra("+sweep=quick")
     assert cfg.trainer.max_epochs == 1 and cfg.model._target_.endswith("FastCNN")
     assert prod(len(str(values).split(",")) for values in cfg.hydra.sweeper.params.values()) == 4
+
+
+def test_datasets_preset_sweeps_the_data_group_over_every_data_set():
+    cfg = compose_hydra("+sweep=datasets")
+    assert cfg.hydra.sweeper.params.data.split(",") == list(CATALOGUE)
+    assert cfg.model._target_.endswith("FastCNN")
+
+
+@pytest.mark.slow
+def test_datasets_sweep_trains_one_model_per_data_set_and_names_it_in_the_summary(tmp_path):
+    root = make_data_root(make_mnist_root(tmp_path / "data"), "usps")
+    sweep_dir = run_sweep(tmp_path, "+sweep=datasets", *sweep_overrides(root, "data=mnist,usps"))
+    rows = read_summary(sweep_dir)
+    assert [(row["data"], row["status"]) for row in rows] == [("mnist", "ok"), ("usps", "ok")]
+    assert "| data |" in (sweep_dir / "summary.md").read_text()
+    assert json.loads((sweep_dir / rows[1]["job"] / "classes.json").read_text()) == {"classes": list("0123456789")}
 
 
 def test_slurm_preset_runs_one_task_per_device():

@@ -62,8 +62,8 @@ def test_tensorboard_has_one_curve_per_figure_the_final_metrics_and_images(finis
 def test_a_run_keeps_its_figures_and_per_class_accuracy(finished_run):
     for name in ("curves", "test_confusion", "test_misclassified"):
         assert (finished_run / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    per_class = json.loads((finished_run / "metrics.json").read_text())["test/per_class_acc"]
-    assert sorted(per_class, key=int) == [str(digit) for digit in range(10)]
+    per_class = json.loads((finished_run / "metrics.json").read_text())["test/acc_per_class"]
+    assert list(per_class) == [str(digit) for digit in range(10)]
     assert all(value is None or 0 <= value <= 1 for value in per_class.values())
 
 
@@ -150,8 +150,13 @@ def test_the_command_refuses_bad_values_with_one_line_and_no_output(override, me
 
 
 def test_missing_data_without_download_is_refused(tmp_path):
-    with pytest.raises(UserError, match="holds no MNIST and data.download=false"):
+    images = tmp_path / "nowhere" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    with pytest.raises(UserError) as refused:
         prepare(compose_config(*quick_overrides(tmp_path / "nowhere")), tmp_path / "run")
+    assert str(refused.value) == (
+        f"data.root={tmp_path / 'nowhere'}: {images} is missing and data.download=false: set data.download=true, "
+        "or point data.root at a folder holding torchvision's MNIST files"
+    )
 
 
 @pytest.mark.slow
@@ -222,20 +227,16 @@ def test_limit_batches_limit_the_final_measurement_as_they_limit_lightnings_loop
 def test_logging_can_be_switched_off(logger, tiny_mnist, tmp_path):
     run_dir = train_in_process(tmp_path / "run", *quick_overrides(tiny_mnist, logger))
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
-    assert sorted(path.name for path in run_dir.iterdir()) == [
-        ".lock",
-        "checkpoints",
-        "config.yaml",
-        "metrics.json",
-        "plots",
-    ]
+    expected = [".lock", "checkpoints", "classes.json", "config.yaml", "metrics.json", "plots"]
+    assert sorted(path.name for path in run_dir.iterdir()) == expected
     assert evaluate_run(run_dir)["test/acc"] > 0.5  # a run without loggers reads back like any other
 
 
 def test_evaluate_takes_the_checkpoint_and_split_and_says_which(finished_run):
     result = evaluate_run(finished_run, ckpt="last", split="val")
     assert result["split"] == "val" and result["checkpoint"] == str(finished_run / "checkpoints" / "last.ckpt")
-    assert set(result) == {"val/acc", "val/loss", "split", "checkpoint"} and 0 <= result["val/acc"] <= 1
+    assert {"val/acc", "val/loss", "val/acc_per_class", "split", "checkpoint", "data"} <= set(result)
+    assert 0 <= result["val/acc"] <= 1 and result["data"] == "mnist"
     assert json.loads((finished_run / "eval.json").read_text()) == result
     with pytest.raises(UserError, match="split=holdout is not known: use one of train, val, test"):
         evaluate_run(finished_run, split="holdout")
@@ -272,12 +273,12 @@ def test_a_failed_download_is_one_line_with_the_fix_and_leaves_no_run_directory(
             "Error downloading train-images-idx3-ubyte.gz:\nTried https://x/, got:\n<urlopen error offline>"
         )
 
-    monkeypatch.setattr(data.MNIST, "__init__", offline)
+    monkeypatch.setattr(data.torchvision.datasets.MNIST, "__init__", offline)
     with pytest.raises(UserError) as refused:
         prepare(compose_config(f"data.root={tmp_path / 'data'}"), tmp_path / "run")
     message = str(refused.value)
     assert message.startswith(
-        f"could not download MNIST into {tmp_path / 'data' / 'MNIST' / 'raw'} (<urlopen error offline>)"
+        f"could not download mnist into {tmp_path / 'data' / 'MNIST' / 'raw'} (<urlopen error offline>)"
     )
-    assert "train-images-idx3-ubyte.gz" in message and "data.download=false" in message and "\n" not in message
+    assert "train-images-idx3-ubyte" in message and "data.download=false" in message and "\n" not in message
     assert not (tmp_path / "run").exists()

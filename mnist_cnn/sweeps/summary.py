@@ -106,7 +106,7 @@ def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
-    """Copy the best job's config, metrics and best checkpoint to the sweep's selected model folder."""
+    """Copy the best job's config, class names, metrics and best checkpoint to the sweep's selected model folder."""
     target = sweep_dir.selected
     shutil.rmtree(target.path, ignore_errors=True)
     if job is None:
@@ -115,7 +115,9 @@ def keep_selected_model(sweep_dir: SweepDir, job: str | None) -> None:
     metrics = source.read_metrics()
     checkpoint = metrics.get("best_checkpoint")
     target.path.mkdir()
-    shutil.copy2(source.config_file, target.config_file)
+    for name in (source.CONFIG, source.CLASSES):
+        if (source.path / name).is_file():
+            shutil.copy2(source.path / name, target.path / name)
     if checkpoint:
         (target.path / checkpoint).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source.path / checkpoint, target.path / checkpoint)

@@ -24,7 +24,7 @@ from mnist_cnn.cli import flat_keys, user_errors
 from mnist_cnn.errors import EXIT_BUG, UserError, first_line
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.config import CONFIG_DIR, compose_config
-from mnist_cnn.training.mnist_files import check_raw_files, has_mnist, is_complete, train_set_size
+from mnist_cnn.training.datasets import check_files, describe, is_complete, train_set_size
 from mnist_cnn.training.resume import check_run_dir, resumed_config
 from mnist_cnn.training.schema import validate
 
@@ -51,16 +51,16 @@ def check_values(config: dict[str, Any]) -> None:
     """check_config on the plain, resolved values."""
     validate(config)
     data = config["data"]
-    if has_mnist(data["root"]):
-        check_raw_files(data["root"])  # the training set's size below comes from a file header
-    train_size = train_set_size(data["root"])
-    allowed = f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)"
-    require(data["val_size"] < train_size, "data.val_size", data["val_size"], allowed)
-    if not data["download"] and not has_mnist(data["root"]):
-        raise UserError(
-            f"data.root={data['root']} holds no MNIST and data.download=false: set data.download=true or point "
-            "data.root at an existing copy"
-        )
+    spec = describe(data)
+    check_files(spec, data["root"], data["download"])  # the training set's size below comes from a file header
+    check_val_size(data["val_size"], train_set_size(spec, data["root"]))
+
+
+def check_val_size(val_size: int, train_size: int | None) -> None:
+    """At least one validation and one training image; an unknown training set size (not read yet) passes."""
+    if train_size is not None and val_size >= train_size:
+        allowed = f"an integer from 1 to {train_size - 1} (the training set has {train_size} images)"
+        require(False, "data.val_size", val_size, allowed)
 
 
 def check_init_from(path: Path) -> Path:
@@ -86,10 +86,11 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Di
     check_config(cfg)
     if cfg.init_from and not cfg.resume:
         cfg.init_from = str(check_init_from(Path(cfg.init_from)))
-    if cfg.data.download and not is_complete(cfg.data.root):
+    spec = describe(cfg.data)
+    if cfg.data.download and not is_complete(spec, cfg.data.root):
         from mnist_cnn.training.data import download_once  # torch, only when there is something to fetch
 
-        download_once(cfg.data.root)
+        download_once(spec, cfg.data.root)
     check_run_dir(RunDir(run_dir), cfg.resume)
     return cfg
 

@@ -98,6 +98,8 @@ def upgrade_config(saved: DictConfig) -> DictConfig:
             cfg.scheduler._target_ = OLD_SCHEDULERS[cfg.scheduler._target_]
             cfg.scheduler.pop("interval", None)
             cfg.scheduler._partial_ = True
+        if "name" not in cfg.data:
+            cfg.data.name = "mnist"  # every run trained on MNIST before data.name existed
         if "checkpoint" in cfg.callbacks:
             cfg.callbacks = upgraded_callbacks(cfg.callbacks)
         for name, settings in (cfg.get("logger") or {}).items():

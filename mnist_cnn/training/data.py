@@ -1,71 +1,108 @@
-"""MNIST as one normalized tensor on the training device, batched by slicing.
+"""Every data set as one normalized tensor on the training device, batched by slicing.
 
 torchvision's per-sample PIL path delivers a few thousand images/s on a laptop CPU; slicing a
-preloaded tensor delivers over a million. So the data is read once (through torchvision, which
-keeps the real download path), normalized once, moved to the device once, and every batch is
-a slice taken by a seeded per-epoch permutation.
+preloaded tensor delivers over a million. So each data set is read once (by the reader of its file
+format, training/readers.py; torchvision keeps the real download path), normalized once, moved to
+the device once, and every batch is a slice taken by a seeded per-epoch permutation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+import torchvision.datasets
 from filelock import FileLock
 from torch import Tensor
-from torchvision.datasets import MNIST
 
 from mnist_cnn.errors import UserError, last_line
 from mnist_cnn.training.augment import build_augmentation
-from mnist_cnn.training.mnist_files import RAW_FILES, check_raw_files, has_mnist, is_complete, raw_dir
+from mnist_cnn.training.checks import check_val_size
+from mnist_cnn.training.datasets import DataSet, check_files, describe, is_complete, needed_splits
+from mnist_cnn.training.readers import read_part
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+Statistic = float | list[float]  # one value, or one per channel
+STATISTICS_CHUNK = 8192  # images summed at a time: SVHN with its extra images would be 25 GB as one float64 tensor
 
 
-def download_once(root: str | Path) -> None:
-    """Fetch MNIST into root unless it is there; a file lock lets parallel sweep jobs share one download.
+def download_once(spec: DataSet, root: str | Path) -> None:
+    """Fetch the data set into root unless it is there; a file lock lets parallel sweep jobs share one download.
 
     A failed download (no network, a proxy, a full disk) is one line with the way to put the files in place.
     """
-    if is_complete(root):
+    if is_complete(spec, root):
         return
-    raw_dir(root).mkdir(parents=True, exist_ok=True)
-    with FileLock(raw_dir(root).parent / "download.lock"):
-        if has_mnist(root):
-            return
-        try:
-            MNIST(str(root), train=True, download=True)
-        except (RuntimeError, OSError) as error:
-            files = ", ".join(f"{name}.gz" for name in RAW_FILES)
-            raise UserError(
-                f"could not download MNIST into {raw_dir(root)} ({last_line(error)}): download {files} from "
-                f"{MNIST.mirrors[0]} into that folder and run again (they are unpacked there), or point "
-                "data.root at an existing copy (<root>/MNIST/raw/*-ubyte) with data.download=false"
-            ) from error
+    folder = Path(root) / spec.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / f"download_{spec.name}.lock"):
+        fetch = getattr(torchvision.datasets, spec.downloader)
+        for split in needed_splits(spec):
+            if not all(path.is_file() for path in spec.paths(root, split)):
+                try:
+                    fetch(str(root), download=True, **spec.download_args[split])
+                except (RuntimeError, OSError) as error:
+                    raise UserError(download_failed(spec, root, split, error)) from error
 
 
-def load_split(root: str | Path, train: bool, download: bool) -> tuple[Tensor, Tensor]:
-    """uint8 images (N, 28, 28) and int64 labels of the official train or test set."""
-    if download:
-        download_once(root)
-    if not has_mnist(root):
-        raise UserError(
-            f"data.root={root} holds no MNIST (expected {raw_dir(root)}/*-ubyte): "
-            "set data.download=true or point data.root at an existing copy"
-        )
-    check_raw_files(root)
-    dataset = MNIST(str(root), train=train, download=False)
-    return dataset.data, dataset.targets
+def download_failed(spec: DataSet, root: str | Path, split: str, error: BaseException) -> str:
+    """The cause, the files to put in place by hand and where, or the way around the download."""
+    mirrors = getattr(getattr(torchvision.datasets, spec.downloader), "mirrors", None)
+    source = f" from {mirrors[0]}" if mirrors else ""
+    names = ", ".join(path.name for part in needed_splits(spec) for path in spec.paths(root, part))
+    return (
+        f"could not download {spec.label} into {Path(root) / spec.folder} ({last_line(error)}): put {names} "
+        f"there{source} (torchvision's {spec.downloader} layout; .gz files are unpacked there) and run again, or "
+        f"point data.root at an existing copy with data.download=false"
+    )
 
 
-def normalize(images: Tensor, mean: float, std: float) -> Tensor:
-    """uint8 (N, 28, 28) to float (N, 1, 28, 28), scaled to [0, 1] then standardized."""
+def load_split(spec: DataSet, root: str | Path, split: str) -> tuple[Tensor, Tensor]:
+    """uint8 images (N, C, H, W) and int64 labels of the official `train` (with SVHN's extra) or `test` split."""
+    names = spec.training_parts if split == "train" else (split,)
+    check_files(spec, root, download=False, splits=names)
+    parts = [read_part(spec, root, name) for name in names]
+    images, labels = (np.concatenate(arrays) if len(parts) > 1 else arrays[0] for arrays in zip(*parts, strict=True))
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def per_channel(value: Statistic) -> float | Tensor:
+    """A scalar stays a Python float (MNIST's arithmetic as ever); a list becomes a (C, 1, 1) tensor."""
+    return torch.tensor(list(value)).view(-1, 1, 1) if isinstance(value, Sequence) else float(value)
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """uint8 pixels as floats in [0, 1]."""
+    return images.float().div_(255.0)
+
+
+def standardize(pixels: Tensor, mean: Statistic, std: Statistic) -> Tensor:
+    """[0, 1] pixels (N, C, H, W) standardized per channel, in place."""
     # In place: each temporary of the 55k training images is a fresh 170 MB to page in.
-    return images.float().div_(255.0).sub_(mean).div_(std).unsqueeze(1).contiguous()
+    return pixels.sub_(per_channel(mean)).div_(per_channel(std)).contiguous()
+
+
+def normalize(images: Tensor, mean: Statistic, std: Statistic) -> Tensor:
+    """uint8 (N, C, H, W) to float, scaled to [0, 1] then standardized per channel."""
+    return standardize(to_unit(images), mean, std)
+
+
+def channel_statistics(images: Tensor) -> tuple[Statistic, Statistic]:
+    """Mean and standard deviation of [0, 1] pixels per channel, to 4 decimals; one float for grayscale."""
+    totals = torch.zeros(2, images.shape[1], dtype=torch.float64)
+    for chunk in images.split(STATISTICS_CHUNK):
+        pixels = chunk.double().div_(255.0).transpose(0, 1).flatten(1)
+        totals += torch.stack((pixels.sum(1), pixels.square().sum(1)))
+    count = images.numel() / images.shape[1]
+    mean = totals[0] / count
+    std = (totals[1] / count - mean.square()).clamp(min=0).sqrt()
+    rounded = [[round(value, 4) for value in values.tolist()] for values in (mean, std)]
+    return tuple(values[0] if len(values) == 1 else values for values in rounded)
 
 
 class ShardedPermutation:
@@ -127,50 +164,78 @@ class ResidentLoader:
             yield images, self.labels.index_select(0, rows)
 
 
-class MNISTDataModule(pl.LightningDataModule):
-    """Official 60k/10k MNIST: a seeded train/validation split of the 60k, the 10k for test."""
+class ImageDataModule(pl.LightningDataModule):
+    """Any data set of the catalogue: a seeded train/validation split of its training set, its official test set.
 
-    image_shape = (1, 28, 28)  # channels, height, width of one image
+    `name`, `split` and `extra` pick the data set (training/datasets.py); the model's input shape
+    and class count follow from it. `mean`/`std` null: measured on the training images by
+    `normalization()`, which the recipe records in the run's config.
+    """
 
     def __init__(
         self,
         root: str,
+        name: str = "mnist",
+        split: str | None = None,
+        extra: bool = False,
         download: bool = True,
         batch_size: int = 64,
         eval_batch_size: int = 250,
         val_size: int = 5000,
-        mean: float = MNIST_MEAN,
-        std: float = MNIST_STD,
+        mean: Statistic | None = MNIST_MEAN,
+        std: Statistic | None = MNIST_STD,
         augment: str = "none",
         augment_strength: dict | None = None,
         seed: int = 42,
     ):
         super().__init__()
+        self.spec = describe({"name": name, "split": split, "extra": extra})
         self.root, self.download = root, download
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.mean, self.std, self.seed = mean, std, seed
-        self.augment = build_augmentation(augment, augment_strength or {}, background=-mean / std)
+        self.augment_name, self.augment_strength = augment, augment_strength or {}
+        self.augment = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self.loaded: dict[str, tuple[Tensor, Tensor]] = {}  # uint8 splits read before setup, handed over to it
 
     def prepare_data(self) -> None:
-        """Runs on one process only, so parallel ranks never download at the same time."""
-        load_split(self.root, train=True, download=self.download)
-        load_split(self.root, train=False, download=self.download)
+        """Runs on one process only, so parallel ranks never download at once; data in memory needs no files."""
+        if self.download and not (self.splits or self.loaded):
+            download_once(self.spec, self.root)
+
+    def read(self, split: str) -> tuple[Tensor, Tensor]:
+        """A split's uint8 images and labels, read once whether statistics or setup asks first."""
+        if split not in self.loaded:
+            self.loaded[split] = load_split(self.spec, self.root, split)
+        return self.loaded[split]
+
+    def normalization(self) -> tuple[Statistic, Statistic]:
+        """data.mean and data.std as configured, or measured once on the official training images."""
+        if self.mean is None or self.std is None:
+            self.prepare_data()  # measured before Lightning would call it
+            self.mean, self.std = channel_statistics(self.read("train")[0])
+        return self.mean, self.std
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        images, labels = load_split(self.root, train=True, download=False)
+        mean, std = self.normalization()
+        images, labels = self.read("train")
+        check_val_size(self.val_size, len(labels))
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         val_rows, train_rows = order[: self.val_size], order[self.val_size :]
-        test_images, test_labels = load_split(self.root, train=False, download=False)
+        test_images, test_labels = self.read("test")
         for name, (split_images, split_labels) in {
             "train": (images[train_rows], labels[train_rows]),
             "val": (images[val_rows], labels[val_rows]),
             "test": (test_images, test_labels),
         }.items():
-            self.splits[name] = (normalize(split_images, self.mean, self.std).to(device), split_labels.to(device))
+            self.splits[name] = (normalize(split_images, mean, std).to(device), split_labels.to(device))
+        self.loaded.clear()
+        background = -per_channel(mean) / per_channel(std)  # where a black pixel lands: what augmentation pads with
+        background = background.to(device) if isinstance(background, Tensor) else background
+        self.augment = build_augmentation(self.augment_name, self.augment_strength, background)
 
     def loader(self, split: str, training: bool = False) -> ResidentLoader:
         """Training batches are shuffled and augmented; evaluation batches are large and ordered."""

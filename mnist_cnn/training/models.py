@@ -1,7 +1,9 @@
 """The architectures: the seed study's four CNN families and a small BatchNorm CNN for fast CPU runs.
 
 The seed families regularize with dropout only (its rate is `model.dropout`); `fast` uses
-BatchNorm, which lets a 30k-parameter net reach 99% in an epoch or two.
+BatchNorm, which lets a 30k-parameter net reach 99% in an epoch or two. Every model takes its
+input channels, image side and class count from the data (the recipe passes the data set's), and
+sizes its classifier from the side left after its poolings: 28x28 MNIST, 32x32 RGB SVHN, 16x16 USPS.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ def classifier(in_features: int, hidden: int, dropout: float, num_classes: int) 
     ]
 
 
+def pooled(side: int, times: int) -> int:
+    """The image side after `times` 2x2 max-poolings (each floors an odd side)."""
+    return side // 2**times
+
+
 class DigitNet(nn.Module):
-    """Base class: a plain feed-forward stack of layers from 28x28 images to class logits."""
+    """Base class: a plain feed-forward stack of layers from images to class logits."""
 
     def __init__(self, layers: list[nn.Module]):
         super().__init__()
@@ -44,14 +51,14 @@ class DigitNet(nn.Module):
 class Primitive(DigitNet):
     """One conv block and a linear classifier: the seed study's baseline."""
 
-    def __init__(self, dropout: float = 0.25, num_classes: int = 10):
+    def __init__(self, dropout: float = 0.25, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
         super().__init__(
             [
-                *conv_relu(1, 32),
+                *conv_relu(in_channels, 32),
                 nn.MaxPool2d(2),
                 nn.Flatten(),
                 nn.Dropout(dropout),
-                nn.Linear(32 * 14 * 14, num_classes),
+                nn.Linear(32 * pooled(image_size, 1) ** 2, num_classes),
             ]
         )
 
@@ -59,14 +66,14 @@ class Primitive(DigitNet):
 class CNN1(DigitNet):
     """Two conv blocks (32, 64 channels) and a 128-unit hidden layer."""
 
-    def __init__(self, dropout: float = 0.5, num_classes: int = 10):
+    def __init__(self, dropout: float = 0.5, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
         super().__init__(
             [
-                *conv_relu(1, 32),
+                *conv_relu(in_channels, 32),
                 nn.MaxPool2d(2),
                 *conv_relu(32, 64),
                 nn.MaxPool2d(2),
-                *classifier(64 * 7 * 7, 128, dropout, num_classes),
+                *classifier(64 * pooled(image_size, 2) ** 2, 128, dropout, num_classes),
             ]
         )
 
@@ -74,16 +81,16 @@ class CNN1(DigitNet):
 class CNN2(DigitNet):
     """Two blocks of two convolutions each (32, 64 channels) and a 256-unit hidden layer."""
 
-    def __init__(self, dropout: float = 0.5, num_classes: int = 10):
+    def __init__(self, dropout: float = 0.5, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
         super().__init__(
             [
-                *conv_relu(1, 32),
+                *conv_relu(in_channels, 32),
                 *conv_relu(32, 32),
                 nn.MaxPool2d(2),
                 *conv_relu(32, 64),
                 *conv_relu(64, 64),
                 nn.MaxPool2d(2),
-                *classifier(64 * 7 * 7, 256, dropout, num_classes),
+                *classifier(64 * pooled(image_size, 2) ** 2, 256, dropout, num_classes),
             ]
         )
 
@@ -91,10 +98,10 @@ class CNN2(DigitNet):
 class CNN3(DigitNet):
     """The deepest: three pooled blocks, five convolutions (32 to 128 channels), 256 hidden units."""
 
-    def __init__(self, dropout: float = 0.5, num_classes: int = 10):
+    def __init__(self, dropout: float = 0.5, in_channels: int = 1, image_size: int = 28, num_classes: int = 10):
         super().__init__(
             [
-                *conv_relu(1, 32),
+                *conv_relu(in_channels, 32),
                 nn.MaxPool2d(2),
                 *conv_relu(32, 32),
                 *conv_relu(32, 64),
@@ -102,7 +109,7 @@ class CNN3(DigitNet):
                 *conv_relu(64, 64),
                 *conv_relu(64, 128),
                 nn.MaxPool2d(2),
-                *classifier(128 * 3 * 3, 256, dropout, num_classes),
+                *classifier(128 * pooled(image_size, 3) ** 2, 256, dropout, num_classes),
             ]
         )
 
@@ -129,19 +136,19 @@ def pooled_block(in_channels: int, out_channels: int, convs: int) -> list[nn.Mod
     return layers
 
 
-def first_block(stem: str, out_channels: int) -> list[nn.Module]:
+def first_block(stem: str, in_channels: int, out_channels: int) -> list[nn.Module]:
     """The first block, the only one at full resolution: about half of a CPU training step.
 
     `pool`: a 3x3 convolution, then max-pooling, BatchNorm and ReLU, like the later blocks.
-    `strided`: a 5x5 convolution with stride 2 straight to 14x14, BatchNorm and ReLU; it skips the
-    full-resolution activations, at the same one-epoch accuracy (experiment=fast; its speed-up is
-    measured by benchmarks/overhead.py).
+    `strided`: a 5x5 convolution with stride 2 straight to half the side (14x14 for MNIST), BatchNorm
+    and ReLU; it skips the full-resolution activations, at the same one-epoch accuracy
+    (experiment=fast; its speed-up is measured by benchmarks/overhead.py).
     """
     if stem == "pool":
-        return pooled_block(1, out_channels, 1)
+        return pooled_block(in_channels, out_channels, 1)
     if stem == "strided":
         return [
-            nn.Conv2d(1, out_channels, 5, stride=2, padding=2, bias=False),
+            nn.Conv2d(in_channels, out_channels, 5, stride=2, padding=2, bias=False),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         ]
@@ -158,16 +165,25 @@ class FastCNN(DigitNet):
     """
 
     def __init__(
-        self, dropout: float = 0.1, num_classes: int = 10, width: int = 16, convs_per_block: int = 1, stem: str = "pool"
+        self,
+        dropout: float = 0.1,
+        width: int = 16,
+        convs_per_block: int = 1,
+        stem: str = "pool",
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
     ):
+        # the strided stem's 5x5 convolution (padding 2, stride 2) rounds an odd side up, max-pooling down
+        stem_side = (image_size + 1) // 2 if stem == "strided" else pooled(image_size, 1)
         super().__init__(
             [
-                *first_block(stem, width),
+                *first_block(stem, in_channels, width),
                 *pooled_block(width, 2 * width, convs_per_block),
                 *pooled_block(2 * width, 4 * width, convs_per_block),
                 nn.Flatten(),
                 nn.Dropout(dropout),
-                nn.Linear(4 * width * 3 * 3, num_classes),
+                nn.Linear(4 * width * pooled(stem_side, 2) ** 2, num_classes),
             ]
         )
 

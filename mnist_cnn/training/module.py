@@ -2,7 +2,8 @@
 
 It takes the `model`, `optim`, `scheduler` and `speed` config sections as plain dicts and builds
 everything from them, so a checkpoint's stored hyperparameters rebuild the same module and load
-with torch's default `weights_only=True`.
+with torch's default `weights_only=True`. The model section gets the data set's input channels,
+image side and class count added, so the network always fits the data it is trained on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
+
+from mnist_cnn.training.datasets import describe
 
 SECTIONS = ("model", "optim", "scheduler", "speed")  # the config sections the module is built from
 
@@ -49,8 +52,10 @@ class DigitClassifier(pl.LightningModule):
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> DigitClassifier:
-        """Plain containers in, so checkpoints hold plain hyperparameters."""
-        return cls(**{name: OmegaConf.to_container(cfg[name], resolve=True) for name in SECTIONS})
+        """Plain containers in, so checkpoints hold plain hyperparameters; the model's inputs from `cfg.data`."""
+        sections = {name: OmegaConf.to_container(cfg[name], resolve=True) for name in SECTIONS}
+        sections["model"].update(describe(cfg.data).model_inputs())
+        return cls(**sections)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.forward_network(images.contiguous(memory_format=self.memory_format))

@@ -27,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checkpoints import AtomicCheckpointIO, load_initial_weights, load_weights
-from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.data import ImageDataModule
 from mnist_cnn.training.figures import confusion_figure, curves_figure, mistakes_figure, save
 from mnist_cnn.training.hparams import flat_hparams, log_final_results
 from mnist_cnn.training.models import count_parameters, flops_per_image
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAMES = {"best_checkpoint": RunDir.BEST_CHECKPOINT_NAME, "last_checkpoint": RunDir.LAST_CHECKPOINT_NAME}
 
 
-def build_datamodule(cfg: DictConfig) -> MNISTDataModule:
-    return MNISTDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+def build_datamodule(cfg: DictConfig) -> ImageDataModule:
+    return ImageDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
 
 
 def build_loggers(settings: DictConfig, run_dir: RunDir, resume_step: int | None = None) -> list[Logger]:
@@ -91,15 +91,15 @@ def quiet_known_noise() -> None:
     )
 
 
-def describe_network(network: torch.nn.Module) -> None:
+def describe_network(network: torch.nn.Module, image_shape: tuple[int, int, int]) -> None:
     """One line instead of Lightning's summary table: what trains, how large, how much work per image."""
-    flops = flops_per_image(network, MNISTDataModule.image_shape)
+    flops = flops_per_image(network, image_shape)
     parameters = f"{count_parameters(network):,}"
     log.info("network: %s, %s parameters, %.1f MFLOPs per image", type(network).__name__, parameters, flops / 1e6)
 
 
 def measure(
-    module: DigitClassifier, datamodule: MNISTDataModule, trainer_cfg: DictConfig
+    module: DigitClassifier, datamodule: ImageDataModule, trainer_cfg: DictConfig
 ) -> tuple[dict[str, Any], Scores]:
     """The final train/val/test measurement with the best weights, said before and timed after: it takes a while."""
     limits = measurement_limits(OmegaConf.to_container(trainer_cfg))
@@ -161,8 +161,11 @@ def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, st
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg)
+    # Null statistics are measured on the training images once; the config records them for every later use.
+    cfg.data.mean, cfg.data.std = datamodule.normalization()
     module = DigitClassifier.from_config(cfg)
-    describe_network(module.network)
+    spec = datamodule.spec
+    describe_network(module.network, (spec.channels, spec.size, spec.size))
     # Loading weights here first refuses pickled objects or another architecture with one clear line.
     resume_step = load_weights(module, resume_from)["global_step"] if resume_from else None
     if cfg.init_from and not resume_from:
@@ -170,6 +173,7 @@ def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, st
     if resume_from and run_dir.metrics_file.is_file():  # a finished run trained further keeps its results beside
         run_dir.metrics_file.replace(run_dir.earlier_metrics_file(run_dir.read_metrics()["epochs"]))
     run_dir.write_config(cfg)
+    run_dir.write_classes(datamodule.spec.classes)
     trainer = build_trainer(cfg, run_dir, resume_step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)

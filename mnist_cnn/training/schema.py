@@ -13,10 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from mnist_cnn.errors import UserError
 from mnist_cnn.training.choices import AUGMENTATIONS, PROGRESS_STYLES, STEMS
+from mnist_cnn.training.datasets import CATALOGUE, EMNIST_CLASSES
+
+DATA_SETS = tuple(CATALOGUE)
+EMNIST_SPLITS = tuple(EMNIST_CLASSES)
 
 
 def described(description: str, **limits: Any) -> Any:
@@ -47,14 +51,28 @@ class AugmentStrength(Strict):
     noise: Annotated[Fraction, described("max noise, as a fraction of the ink's contrast")]
 
 
+Statistic = Annotated[float, Field(allow_inf_nan=False)] | list[Annotated[float, Field(allow_inf_nan=False)]] | None
+
+
 class DataSettings(Strict):
-    root: Annotated[str, described("where MNIST/raw lives or is downloaded to", min_length=1)]
+    name: Annotated[Literal[DATA_SETS], described("the data set")] = "mnist"
+    split: Annotated[Literal[EMNIST_SPLITS] | None, described("EMNIST's split")] = None
+    extra: Annotated[bool, described("SVHN's extra training images")] = False
+    root: Annotated[str, described("where the data set's files live or are downloaded to", min_length=1)]
     download: Annotated[bool, described("download into root when the files are missing")]
     batch_size: Annotated[Count, described("training batch size")]
     eval_batch_size: Annotated[Count, described("validation and test batch size")]
     val_size: Annotated[Count, described("validation images taken from the training set")]
-    mean: Annotated[Finite, described("normalization mean of the training pixels")]
-    std: Annotated[float, described("normalization standard deviation", gt=0, allow_inf_nan=False)]
+    mean: Annotated[Statistic, described("normalization mean, one per channel or for all (null: measured)")]
+    std: Annotated[Statistic, described("normalization standard deviation (null: measured)")]
+
+    @field_validator("std")
+    @classmethod
+    def positive_spread(cls, std: float | list[float] | None) -> float | list[float] | None:
+        if any(value <= 0 for value in (std if isinstance(std, list) else [] if std is None else [std])):
+            raise ValueError("should be greater than 0")
+        return std
+
     augment: Annotated[Literal[AUGMENTATIONS], described("batch augmentation during training")]
     augment_strength: AugmentStrength
 
@@ -278,8 +296,9 @@ def first_complaint(invalid: ValidationError, config: dict[str, Any]) -> str:
         tag = errors[0]["ctx"]["tag"]
         return f"{key}._target_={tag} is not one of this project's {key} options: choose {key}=<option> (see --help)"
     reasons = [error["msg"].removeprefix("Input ") for error in errors if config_key(error["loc"], config)[0] == key]
-    if kind == "value_error":
+    if kind == "value_error" and isinstance(value, dict):  # a check across a section's keys
         return f"{key}: {reasons[0].removeprefix('Value error, ')}"
+    reasons = [reason.removeprefix("Value error, ") for reason in reasons]
     shown = f"{value!r}" if isinstance(value, str) else str(value)
     return f"{key}={shown} is invalid: {'; or '.join(dict.fromkeys(reasons))}"
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mnist_cnn.training.data import MNISTDataModule
+from mnist_cnn.training.data import ImageDataModule
 
 
 @dataclass
@@ -25,12 +25,10 @@ class Scores:
     confusion: Tensor  # true x predicted counts
     mistakes: list[tuple[Tensor, int, int]]  # the first misclassified (image, true, predicted)
 
-    def per_class_acc(self) -> dict[str, float | None]:
-        """Each class's accuracy (None for a class with no images)."""
+    def per_class_acc(self, classes: tuple[str, ...]) -> dict[str, float | None]:
+        """Each class's accuracy by its name (`k`, not 10); None for a class without images."""
         totals = self.confusion.sum(dim=1)
-        return {
-            str(k): round(float(self.confusion[k, k] / totals[k]), 6) if totals[k] else None for k in range(len(totals))
-        }
+        return {name: float(self.confusion[k, k] / totals[k]) if totals[k] else None for k, name in enumerate(classes)}
 
 
 @torch.inference_mode()
@@ -84,7 +82,7 @@ def measurement_limits(trainer: Mapping[str, Any]) -> dict[str, int | float]:
 
 
 def final_metrics(
-    network: nn.Module, datamodule: MNISTDataModule, limits: Mapping[str, int | float], keep_mistakes: int = 32
+    network: nn.Module, datamodule: ImageDataModule, limits: Mapping[str, int | float], keep_mistakes: int = 32
 ) -> tuple[dict[str, Any], Scores]:
     """Accuracy and loss on every split in eval mode (train/acc as the seed study reports it), the images
     used and the test set's per-class accuracy; and the test set's scores, for its figures."""
@@ -95,5 +93,5 @@ def final_metrics(
         scores = evaluate(network, images[:count], labels[:count], datamodule.eval_batch_size, keep_mistakes)
         results[f"{split}/acc"], results[f"{split}/loss"] = scores.acc, scores.loss
         results["measured_images"][split] = count
-    results["test/per_class_acc"] = scores.per_class_acc()
+    results["test/acc_per_class"] = scores.per_class_acc(datamodule.spec.classes)
     return results, scores
