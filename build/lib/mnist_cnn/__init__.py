@@ -1,1 +1,0 @@
-"""mnist_cnn: configuration-driven training of convolutional digit classifiers."""

@@ -1,1 +1,0 @@
-"""Sweeps (`train -m`): the job wrapper, the summary with the selected model, the plots."""

@@ -1,1 +1,0 @@
-"""Digits in the wild: reading images people bring, MNIST-style preprocessing, the pixel classifier."""
