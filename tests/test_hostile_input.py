@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -239,3 +240,21 @@ def test_serve_refuses_a_bad_port_or_host(host, port, message):
     with pytest.raises(UserError, match=message):
         checked_address(host, port)
     assert checked_address("127.0.0.1", 8000) == ("127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (2, 3), (3, 3), (1, 1000), (2, 3000), (3, 700), (1000, 1), (4, 4)])
+def test_tiny_and_thin_images_read_the_same_every_time_or_are_refused_in_one_line(shape):
+    from mnist_cnn.wild.preprocess import to_mnist
+
+    gray = np.ones(shape, np.float32)
+    gray[: max(1, shape[0] // 2), : max(1, shape[1] // 2)] = 0  # ink in one corner
+    answers = []
+    for _ in range(3):
+        try:
+            answers.append(to_mnist(gray.copy()))
+        except UserError as refused:
+            answers.append(str(refused))
+    if isinstance(answers[0], str):
+        assert answers == [answers[0]] * 3 and "\n" not in answers[0]
+    else:
+        assert all(np.isfinite(answer).all() and np.array_equal(answer, answers[0]) for answer in answers)
