@@ -84,8 +84,10 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, resume_step: int | None = No
 
 
 def quiet_known_noise() -> None:
-    """Lightning's advert for its cloud logger and a deprecation inside Lightning that no user can act on."""
+    """Lightning's advert for its cloud logger, a deprecation inside Lightning that no user can act on, and
+    TensorBoard's reader narrating its file walk when the curves are read back for plots/."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage()
     )
