@@ -268,6 +268,6 @@ def test_the_command_refuses_an_unknown_split_with_one_line(tiny_mnist, tmp_path
     )
     assert result.returncode == EXIT_USER_ERROR
     assert result.stderr.strip().splitlines() == [
-        "error: data.split=cyrillic is invalid: allowed values are balanced or byclass or bymerge or digits or letters "
-        "or mnist"
+        "error: data.split='cyrillic' is invalid: should be 'balanced', 'byclass', 'bymerge', 'digits', 'letters' or "
+        "'mnist'"
     ]
