@@ -133,7 +133,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result_as_an_uninterrupted_run
     events.Reload()
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 2  # the same folder, both processes
     assert [event.step for event in events.Scalars("val/acc")] == [62, 125]  # one point per epoch, steps continue
-    steps = [event.step for event in events.Scalars("train/loss_step")]
+    steps = [event.step for event in events.Scalars("train/loss")]
     assert steps == sorted(set(steps)) and steps[-1] >= 120
 
 
@@ -161,7 +161,7 @@ def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    assert [(event.step, event.value) for event in events.Scalars("train/loss_step")] == CURVE_RESUMED_AT_5
+    assert [(event.step, event.value) for event in events.Scalars("train/loss")] == CURVE_RESUMED_AT_5
 
 
 def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(tmp_path):
