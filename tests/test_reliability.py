@@ -161,7 +161,7 @@ def test_resumed_tensorboard_curve_drops_the_points_logged_after_the_checkpoint(
 
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    assert [(event.step, event.value) for event in events.Scalars("train/loss")] == CURVE_RESUMED_AT_5
+    assert [(event.step, event.value) for event in events.Scalars("train/loss_step")] == CURVE_RESUMED_AT_5
 
 
 def test_resumed_csv_log_keeps_the_rows_before_the_checkpoint_and_drops_the_rest(tmp_path):
