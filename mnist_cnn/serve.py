@@ -1,9 +1,12 @@
 """A draw-a-digit web page and a JSON API: `python -m mnist_cnn.serve model=<run dir> [host=127.0.0.1] [port=8000]`.
 
-`POST /predict` takes an image as the multipart field `image` and answers
-`{"digit", "confidence", "probabilities", "preprocessed"}` (the last is the 28x28 view the model
-saw, as a PNG data URL). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
-Flask's development server is meant for a local page, hence 127.0.0.1 by default.
+`POST /predict` takes an image as the multipart field `image` (and optional form fields
+`numbers=true`, `tta=true`) and answers `{"verdict", "number", "digits": [...]}`, each digit
+`{"digit", "confidence", "probabilities", "top3", "box", "preprocessed"}` (the last is the 28x28
+view the model saw, as a PNG data URL); a single digit's fields are also at the top level. The
+verdict is "sure", "not sure" or "no digit found" (then `digits` is empty). Bad uploads get a 4xx
+JSON `{"error": ...}` and the app keeps serving. Flask's development server is meant for a local
+page, hence 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ with long_lived_imports():
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import UserError
-    from mnist_cnn.wild.classifier import load_classifier, probabilities
+    from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
-    from mnist_cnn.wild.preprocess import to_mnist
+    from mnist_cnn.wild.reading import Answer, Digit, read
 
 COMMAND = Command(
     "serve",
@@ -44,6 +47,32 @@ def png_data_url(digit) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def digit_json(digit: Digit, threshold: float) -> dict:
+    """One digit as the API answers it; `sure` when its confidence reaches the threshold."""
+    box = digit.box
+    return {
+        "digit": digit.digit,
+        "confidence": digit.confidence,
+        "sure": digit.confidence >= threshold,
+        "probabilities": [float(score) for score in digit.probabilities],
+        "top3": [{"digit": label, "probability": probability} for label, probability in digit.top3()],
+        "box": box and {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom},
+        "preprocessed": png_data_url(digit.view),
+    }
+
+
+def answer_json(answer: Answer, numbers: bool) -> dict:
+    """The verdict, the number and its digits; in single-digit mode the digit's fields at the top level too."""
+    digits = [digit_json(digit, answer.threshold) for digit in answer.digits]
+    single = digits[0] if digits and not numbers else {}
+    return {**single, "verdict": answer.verdict, "number": answer.number, "digits": digits}
+
+
+def form_flag(name: str) -> bool:
+    """A form field that says true (absent: false)."""
+    return request.form.get(name, "false").lower() in ("true", "1", "on")
+
+
 def create_app(model_dir: Path) -> Flask:
     """The app for one run's model, loaded once at start-up."""
     classifier = load_classifier(model_dir)
@@ -60,16 +89,11 @@ def create_app(model_dir: Path) -> Flask:
         if upload is None:
             return jsonify(error="no image: send it as the multipart form field 'image'"), 400
         try:
-            digit = to_mnist(read_image(upload.read()))
+            gray = read_image(upload.read())
         except UserError as error:
             return jsonify(error=f"the upload: {error}"), 400
-        scores = probabilities(classifier, digit[None])[0]
-        return jsonify(
-            digit=int(scores.argmax()),
-            confidence=float(scores.max()),
-            probabilities=[float(score) for score in scores],
-            preprocessed=png_data_url(digit),
-        )
+        numbers = form_flag("numbers")
+        return jsonify(answer_json(read(classifier, gray, numbers, form_flag("tta")), numbers))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from digit_images import encoded, on_uneven_paper, zero
+from digit_images import encoded, on_uneven_paper, written, zero
 from PIL import Image
 
 from mnist_cnn.serve import MAX_UPLOAD_BYTES, create_app
@@ -18,14 +18,17 @@ def client(trained_run):
     return create_app(trained_run).test_client()
 
 
-def upload(client, data: bytes, field: str = "image"):
-    return client.post("/predict", data={field: (io.BytesIO(data), "digit.png")}, content_type="multipart/form-data")
+def upload(client, data: bytes, field: str = "image", **form: str):
+    return client.post(
+        "/predict", data={field: (io.BytesIO(data), "digit.png"), **form}, content_type="multipart/form-data"
+    )
 
 
 def test_page_has_a_drawing_canvas_and_an_upload(client):
     page = client.get("/")
     assert page.status_code == 200
     assert b"<canvas" in page.data and b'type="file"' in page.data
+    assert b'id="numbers" type="checkbox"' in page.data and b'id="tta" type="checkbox"' in page.data
 
 
 def test_predict_returns_digit_probabilities_and_the_28x28_view(client):
@@ -35,9 +38,32 @@ def test_predict_returns_digit_probabilities_and_the_28x28_view(client):
     assert len(result["probabilities"]) == 10 and abs(sum(result["probabilities"]) - 1) < 1e-4
     assert result["digit"] == int(np.argmax(result["probabilities"]))
     assert result["confidence"] == max(result["probabilities"])
-    header, data = result["preprocessed"].split(",", 1)
+    assert result["verdict"] in ("sure", "not sure") and result["number"] == str(result["digit"])
+    assert [choice["digit"] for choice in result["top3"]] == list(np.argsort(result["probabilities"])[::-1][:3])
+    assert result["digits"] == [{key: result[key] for key in result["digits"][0]}]  # the one digit, also on top
+    assert view_size(result["preprocessed"]) == (28, 28)
+
+
+def view_size(data_url: str) -> tuple[int, int]:
+    header, data = data_url.split(",", 1)
     assert header == "data:image/png;base64"
-    assert Image.open(io.BytesIO(base64.b64decode(data))).size == (28, 28)
+    return Image.open(io.BytesIO(base64.b64decode(data))).size
+
+
+def test_numbers_answer_the_number_with_each_digits_box_and_view(client):
+    response = upload(client, encoded(on_uneven_paper(written("2024")), "JPEG"), numbers="true", tta="true")
+    assert response.status_code == 200
+    result = response.get_json()
+    assert len(result["number"]) == 4 and "digit" not in result
+    assert result["number"] == "".join(str(digit["digit"]) for digit in result["digits"])
+    lefts = [digit["box"]["left"] for digit in result["digits"]]
+    assert lefts == sorted(lefts)
+    assert all(view_size(digit["preprocessed"]) == (28, 28) for digit in result["digits"])
+
+
+def test_a_blank_drawing_is_no_digit_found(client):
+    result = upload(client, encoded(Image.new("L", (60, 60), 255))).get_json()
+    assert result == {"verdict": "no digit found", "number": "", "digits": []}
 
 
 @pytest.mark.parametrize(
@@ -47,10 +73,9 @@ def test_predict_returns_digit_probabilities_and_the_28x28_view(client):
         (b"", 400, "empty"),
         (encoded(zero())[:200], 400, "truncated"),
         (encoded(Image.new("1", (8000, 8000))), 400, "too large to decode"),
-        (encoded(Image.new("L", (60, 60), 255)), 400, "no digit found"),
         (b"0" * (MAX_UPLOAD_BYTES + 1), 413, "larger than"),
     ],
-    ids=["not_image", "empty", "truncated", "bomb", "blank", "over_limit"],
+    ids=["not_image", "empty", "truncated", "bomb", "over_limit"],
 )
 def test_bad_uploads_get_4xx_with_a_message_and_the_app_keeps_serving(client, data, status, message):
     response = upload(client, data)
