@@ -104,7 +104,7 @@ def random_low_resolution(images: Tensor, generator: torch.Generator, probabilit
     """
     height, width = images.shape[-2:]
     side = int(torch.randint(smallest, height // 2 + 1, (1,), device=images.device, generator=generator))
-    small = F.interpolate(images, size=(side, side * width // height), mode="area")
+    small = F.interpolate(images, size=(side, side * width // height), mode="bilinear", antialias=True)
     enlarged = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
     chosen = per_image(len(images), images, generator) < probability
     return torch.where(chosen, enlarged, images)
