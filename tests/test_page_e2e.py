@@ -100,3 +100,40 @@ def test_drawing_on_the_canvas_shows_a_prediction(server):
     assert abs(sum(shown) - 1) < 0.01
     assert shown[digit] == max(shown)
     assert seen.startswith("data:image/png;base64,")
+
+
+def draw_ring(page, centre_x: float, centre_y: float) -> None:
+    """A tall ellipse in one stroke, like a person drawing a 0."""
+    points = [
+        (centre_x + 50 * math.sin(t / 20 * math.pi), centre_y - 80 * math.cos(t / 20 * math.pi)) for t in range(41)
+    ]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y)
+    page.mouse.up()
+
+
+def test_the_numbers_switch_widens_the_pad_and_reads_each_digit(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(server)
+            page.check("#numbers")
+            assert page.eval_on_selector("#pad", "pad => pad.width") == 840
+            box = page.locator("#pad").bounding_box()
+            for left in (0.2, 0.5, 0.8):
+                draw_ring(page, box["x"] + left * box["width"], box["y"] + box["height"] / 2)
+            page.wait_for_function("document.querySelectorAll('#number-digits figure').length === 3", timeout=60_000)
+            number = page.text_content("#digit")
+            captions = page.locator("#number-digits figcaption").all_text_contents()
+            single_hidden = page.eval_on_selector("#single", "section => section.hidden")
+            error = page.text_content("#error")
+        finally:
+            browser.close()
+    assert error == "" and single_hidden
+    assert len(number) == 3 and number.isdigit()
+    assert [caption.split()[0].rstrip("?") for caption in captions] == list(number)
