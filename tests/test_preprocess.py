@@ -71,8 +71,8 @@ HARD_CASES = {
     "low_contrast_noisy_paper": Image.fromarray(
         np.clip(
             170
-            - 0.15 * np.asarray(zero(at=(70, 30)), dtype=np.float32)
-            + np.random.default_rng(0).normal(0, 8, (150, 200)),
+            - 0.12 * np.asarray(zero(at=(70, 30)), dtype=np.float32)
+            + np.random.default_rng(0).normal(0, 12, (150, 200)),
             0,
             255,
         ).astype(np.uint8)

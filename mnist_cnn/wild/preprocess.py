@@ -114,10 +114,14 @@ def lighting_plane(image: np.ndarray) -> np.ndarray:
     return np.tensordot(coefficients, terms, axes=1) - coefficients[0]
 
 
-def noise_level(ink: np.ndarray) -> float:
-    """The paper's noise: a robust deviation of the pixels below the median (mostly paper)."""
-    paper = ink[ink <= np.median(ink)]
-    return float(1.4826 * np.median(np.abs(paper - np.median(paper))))
+def noise_level(image: np.ndarray) -> float:
+    """The grain's deviation: robust (median absolute) deviation of what a one-pixel blur takes away.
+
+    Strokes and lighting are smooth at that scale and few pixels are on a stroke's edge, so the
+    median sees the grain alone.
+    """
+    fine = image - filters.gaussian(image, 1)
+    return float(1.4826 * np.median(np.abs(fine - np.median(fine))))
 
 
 def grown(mask: np.ndarray, radius: float) -> np.ndarray:
@@ -126,16 +130,9 @@ def grown(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def paper_level(ink: np.ndarray, core: np.ndarray) -> float:
-    """How bright the paper gets: its median plus NOISE_SIGMAS robust deviations, two stroke widths from the ink.
-
-    Median and deviation are robust: a faint stroke out there (a lightly pressed part of the
-    digit) is too small a share of those pixels to be taken for paper.
-    """
-    far = ink[~grown(core, 2 * stroke_width(core))]
-    if not far.size:
-        return 0.0
-    middle = float(np.median(far))
-    return middle + NOISE_SIGMAS * 1.4826 * float(np.median(np.abs(far - middle)))
+    """How bright the paper gets: the 99.5th percentile of pixels two stroke widths or more from the ink."""
+    far = ~grown(core, 2 * stroke_width(core))
+    return float(np.percentile(ink[far], 99.5)) if far.any() else 0.0
 
 
 def find_ink(gray: np.ndarray, side: int = WORK_SIDE) -> Ink:
@@ -150,7 +147,7 @@ def find_ink(gray: np.ndarray, side: int = WORK_SIDE) -> Ink:
     ink = remove_background(image)
     if np.percentile(filters.gaussian(ink, BLANK_SMOOTHING), 99.9) < MIN_INK_CONTRAST:
         raise NoDigitFound
-    if NOISE_SIGMAS * noise_level(ink) > NOISY * np.percentile(ink, 99.9):
+    if NOISE_SIGMAS * noise_level(image) > NOISY * np.percentile(ink, 99.9):
         ink = remove_background(filters.gaussian(image, max(1.0, rough_width(ink) / 4)))
     high = max(filters.threshold_otsu(ink), 0.25 * float(np.percentile(ink, 99.9)))
     low = min(high, max(0.5 * high, paper_level(ink, ink > high)))
