@@ -31,6 +31,7 @@ STACKED = 0.5  # pieces overlapping by this share of the narrower's width, and n
 SPLIT_FROM = 0.75  # a group narrower than this many times its height is one digit (two 1s are about this wide)
 NARROWEST_PART = 0.15  # a cut leaves at least this many heights on either side
 CLEAR_CUT = 2  # a clear cut crosses at most this many stroke widths of ink
+PATH_REACH = 0.25  # a cut path strays at most this many heights from its column
 SPLIT_COST = 1.0  # a cut must fit this much better (in log-likelihood) than the whole: most groups are one digit
 # Width over height of the ink box of MNIST's training digits, per class: mean and standard deviation.
 ASPECT_MEAN = np.array([0.92, 0.46, 0.96, 0.82, 0.82, 0.96, 0.76, 0.80, 0.79, 0.71])
@@ -87,13 +88,20 @@ def height(mask: np.ndarray) -> int:
     return bottom - top
 
 
+def columns_apart(first: np.ndarray, second: np.ndarray) -> int:
+    """How many columns lie between two masks (negative: how many they share)."""
+    left1, _, right1, _ = extent(first)
+    left2, _, right2, _ = extent(second)
+    return max(left1, left2) - min(right1, right2)
+
+
 def fragment_of(groups: list[np.ndarray], i: int, j: int) -> bool:
-    """Whether group i is a broken-off fragment (less than FRAGMENT_SHARE of the typical digit's height)
-    whose nearest group, by centre column, is j."""
+    """Whether group i is a broken-off fragment (less than FRAGMENT_SHARE of the typical digit's height) and j
+    the group it belongs to: the one sharing most of its columns, or the nearest."""
     if len(groups) < 2 or height(groups[i]) >= FRAGMENT_SHARE * np.median([height(group) for group in groups]):
         return False
-    centres = [centre_column(group) for group in groups]
-    return j == min((k for k in range(len(groups)) if k != i), key=lambda k: abs(centres[k] - centres[i]))
+    others = [k for k in range(len(groups)) if k != i]
+    return j == min(others, key=lambda k: columns_apart(groups[i], groups[k]))
 
 
 def groups_of(ink: Ink) -> list[np.ndarray]:
@@ -117,22 +125,52 @@ def groups_of(ink: Ink) -> list[np.ndarray]:
     return [nearest == number for number in range(1, len(pieces) + 1)]
 
 
-def clear_cuts(group: np.ndarray, stroke: float) -> list[int]:
-    """Columns of a group where a cut is clear: the bottoms of the valleys in how much ink each column
-    crosses, at most CLEAR_CUT strokes, a part's width from either end."""
+def cut_path(group: np.ndarray, column: int) -> tuple[np.ndarray, float]:
+    """The path from the group's top row to its bottom row near `column` that crosses the least ink.
+
+    It may move one column per row, within PATH_REACH heights of `column`, so it can slip between a
+    slanted digit and its neighbour where a straight cut would run through a stroke. Returns the
+    path's column in each of the group's rows, and the ink pixels it crosses.
+    """
+    left, top, right, bottom = extent(group)
+    reach = max(1, round(PATH_REACH * (bottom - top)))
+    low, high = max(left, column - reach), min(right, column + reach + 1)
+    total = group[top:bottom, low:high].astype(float)
+    for row in range(1, len(total)):
+        above = total[row - 1]
+        total[row] += np.minimum(above, np.minimum(np.r_[np.inf, above[:-1]], np.r_[above[1:], np.inf]))
+    path = np.empty(len(total), int)
+    path[-1] = int(total[-1].argmin())
+    for row in range(len(total) - 2, -1, -1):
+        start = max(0, path[row + 1] - 1)
+        path[row] = start + int(total[row, start : path[row + 1] + 2].argmin())
+    return low + path, float(total[-1].min())
+
+
+def clear_cuts(group: np.ndarray, stroke: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two parts of each clear cut of a group: along paths from the valleys in how much ink each column
+    crosses, each crossing at most CLEAR_CUT strokes and leaving parts at least NARROWEST_PART heights wide."""
     left, top, right, bottom = extent(group)
     margin = round(NARROWEST_PART * (bottom - top))
     crossing = ndimage.uniform_filter1d(group[:, left:right].sum(0).astype(float), max(1, round(stroke / 2)))
-    valley = crossing == ndimage.minimum_filter1d(crossing, max(3, round(stroke)))
-    columns = np.flatnonzero(valley & (crossing <= CLEAR_CUT * stroke))
-    return [left + int(column) for column in columns if margin <= column < right - left - margin]
+    valleys = np.flatnonzero(crossing == ndimage.minimum_filter1d(crossing, max(3, round(stroke))))
+    paths = [cut_path(group, left + int(column)) for column in valleys if margin <= column < right - left - margin]
+    parts = [halves(group, path) for path, ink in paths if ink <= CLEAR_CUT * stroke]
+    return [pair for pair in parts if all(part.any() and width(part) >= margin for part in pair)]
 
 
-def halves(group: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
-    left, right = group.copy(), group.copy()
-    left[:, column:] = False
-    right[:, :column] = False
-    return left, right
+def width(mask: np.ndarray) -> int:
+    left, _, right, _ = extent(mask)
+    return right - left
+
+
+def halves(group: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The group's pixels left and right of a cut path."""
+    _, top, _, _ = extent(group)
+    columns = np.arange(group.shape[1])
+    left_of = np.zeros_like(group)
+    left_of[top : top + len(path)] = columns[None, :] < path[:, None]
+    return group & left_of, group & ~left_of
 
 
 def aspect(mask: np.ndarray) -> float:
@@ -152,7 +190,7 @@ def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Re
     cuts = clear_cuts(group, ink.width) if aspect(group) >= SPLIT_FROM else []
     if not cuts:
         return [group]
-    options = [(group,), *(halves(group, column) for column in cuts)]
+    options = [(group,), *cuts]
     parts = [part for option in options for part in option]
     scores = read(np.stack([digit_view(ink, part, everything) for part in parts]))
     fits = iter(fit(score, part) for score, part in zip(scores, parts, strict=True))
