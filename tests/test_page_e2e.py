@@ -66,18 +66,23 @@ def server(trained_run):
     process.wait(timeout=30)
 
 
-def draw_zero(page) -> None:
+def draw_ring(page, centre_x: float, centre_y: float, width: float = 120, height: float = 180) -> None:
     """A tall ellipse drawn with the mouse in one stroke, like a person drawing a 0."""
-    box = page.locator("#pad").bounding_box()
-    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     points = [
-        (centre_x + 60 * math.sin(t / 20 * math.pi), centre_y - 90 * math.cos(t / 20 * math.pi)) for t in range(41)
+        (centre_x + width / 2 * math.sin(t / 20 * math.pi), centre_y - height / 2 * math.cos(t / 20 * math.pi))
+        for t in range(41)
     ]
     page.mouse.move(*points[0])
     page.mouse.down()
     for x, y in points[1:]:
         page.mouse.move(x, y)
     page.mouse.up()
+
+
+def draw_zero(page) -> None:
+    """A 0 in the middle of the pad."""
+    box = page.locator("#pad").bounding_box()
+    draw_ring(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
 def test_drawing_on_the_canvas_shows_a_prediction(server):
@@ -102,18 +107,6 @@ def test_drawing_on_the_canvas_shows_a_prediction(server):
     assert seen.startswith("data:image/png;base64,")
 
 
-def draw_ring(page, centre_x: float, centre_y: float) -> None:
-    """A tall ellipse in one stroke, like a person drawing a 0."""
-    points = [
-        (centre_x + 50 * math.sin(t / 20 * math.pi), centre_y - 80 * math.cos(t / 20 * math.pi)) for t in range(41)
-    ]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for x, y in points[1:]:
-        page.mouse.move(x, y)
-    page.mouse.up()
-
-
 def test_the_numbers_switch_widens_the_pad_and_reads_each_digit(server):
     from playwright.sync_api import sync_playwright
 
@@ -126,7 +119,7 @@ def test_the_numbers_switch_widens_the_pad_and_reads_each_digit(server):
             assert page.eval_on_selector("#pad", "pad => pad.width") == 840
             box = page.locator("#pad").bounding_box()
             for left in (0.2, 0.5, 0.8):
-                draw_ring(page, box["x"] + left * box["width"], box["y"] + box["height"] / 2)
+                draw_ring(page, box["x"] + left * box["width"], box["y"] + box["height"] / 2, width=100, height=160)
             page.wait_for_function("document.querySelectorAll('#number-digits figure').length === 3", timeout=60_000)
             number = page.text_content("#digit")
             captions = page.locator("#number-digits figcaption").all_text_contents()
