@@ -51,7 +51,7 @@ class Ink:
     scale: float  # working pixels per pixel of the original image
     mask: np.ndarray  # pixels that are surely ink (hysteresis between low and high)
     low: float  # the paper's level plus noise: ink below it is paper
-    high: float  # clearly ink: Otsu's threshold
+    high: float  # clearly ink: Otsu's threshold, at least a quarter of the brightest ink
     width: float  # mean stroke width in pixels
 
 
