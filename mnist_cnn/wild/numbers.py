@@ -32,7 +32,7 @@ SPLIT_FROM = 0.75  # a group narrower than this many times its height is one dig
 NARROWEST_PART = 0.15  # a cut leaves at least this many heights on either side
 CLEAR_CUT = 2  # a clear cut crosses at most this many stroke widths of ink
 PATH_REACH = 0.25  # a cut path strays at most this many heights from its column
-SPLIT_COST = 1.0  # a cut must fit this much better (in log-likelihood) than the whole: most groups are one digit
+SPLIT_COST = 1.0  # per stroke a cut crosses, its parts must fit this much better (log-likelihood) than the whole
 # Width over height of the ink box of MNIST's training digits, per class: mean and standard deviation.
 ASPECT_MEAN = np.array([0.92, 0.46, 0.96, 0.82, 0.82, 0.96, 0.76, 0.80, 0.79, 0.71])
 ASPECT_STD = np.array([0.17, 0.20, 0.20, 0.16, 0.16, 0.23, 0.15, 0.16, 0.16, 0.14])
@@ -147,16 +147,17 @@ def cut_path(group: np.ndarray, column: int) -> tuple[np.ndarray, float]:
     return low + path, float(total[-1].min())
 
 
-def clear_cuts(group: np.ndarray, stroke: float) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The two parts of each clear cut of a group: along paths from the valleys in how much ink each column
-    crosses, each crossing at most CLEAR_CUT strokes and leaving parts at least NARROWEST_PART heights wide."""
+def clear_cuts(group: np.ndarray, stroke: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """The two parts of each clear cut of a group and the strokes it crosses: along paths from the valleys in
+    how much ink each column crosses, each crossing at most CLEAR_CUT strokes and leaving parts at least
+    NARROWEST_PART heights wide."""
     left, top, right, bottom = extent(group)
     margin = round(NARROWEST_PART * (bottom - top))
     crossing = ndimage.uniform_filter1d(group[:, left:right].sum(0).astype(float), max(1, round(stroke / 2)))
     valleys = np.flatnonzero(crossing == ndimage.minimum_filter1d(crossing, max(3, round(stroke))))
     paths = [cut_path(group, left + int(column)) for column in valleys if margin <= column < right - left - margin]
-    parts = [halves(group, path) for path, ink in paths if ink <= CLEAR_CUT * stroke]
-    return [pair for pair in parts if all(part.any() and width(part) >= margin for part in pair)]
+    cuts = [(*halves(group, path), ink / stroke) for path, ink in paths if ink <= CLEAR_CUT * stroke]
+    return [cut for cut in cuts if all(part.any() and width(part) >= margin for part in cut[:2])]
 
 
 def width(mask: np.ndarray) -> int:
@@ -179,23 +180,28 @@ def aspect(mask: np.ndarray) -> float:
 
 
 def fit(probabilities: np.ndarray, mask: np.ndarray) -> float:
-    """How well a part reads as a digit: log confidence, less the squared z-score of its width for that digit."""
+    """How well a part reads as a digit: log confidence, less the squared z-score of its width for that digit
+    where it is wider than usual (two digits read as one are; a narrow hand is no reason to doubt a digit)."""
     digit = int(probabilities.argmax())
-    usual = (aspect(mask) - ASPECT_MEAN[digit]) / ASPECT_STD[digit]
-    return float(np.log(max(probabilities[digit], 1e-9)) - usual**2 / 2)
+    wider = max(0.0, (aspect(mask) - ASPECT_MEAN[digit]) / ASPECT_STD[digit])
+    return float(np.log(max(probabilities[digit], 1e-9)) - wider**2 / 2)
 
 
 def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader) -> list[np.ndarray]:
-    """The group as one digit, or cut at the clear cut whose two parts fit best as digits, each again the same way."""
+    """The group as one digit, or cut at the clear cut whose two parts fit best as digits, each again the same way.
+
+    A cut costs SPLIT_COST per stroke it crosses: two digits that barely touch come apart easily,
+    a cut through a digit's own strokes must buy its way with a much better fit.
+    """
     cuts = clear_cuts(group, ink.width) if aspect(group) >= SPLIT_FROM else []
     if not cuts:
         return [group]
-    options = [(group,), *cuts]
-    parts = [part for option in options for part in option]
+    options = [((group,), 0.0), *(((left, right), strokes) for left, right, strokes in cuts)]
+    parts = [part for option, _ in options for part in option]
     scores = read(np.stack([digit_view(ink, part, everything) for part in parts]))
     fits = iter(fit(score, part) for score, part in zip(scores, parts, strict=True))
-    totals = [sum(next(fits) for _ in option) - SPLIT_COST * (len(option) - 1) for option in options]
-    best = options[int(np.argmax(totals))]
+    totals = [sum(next(fits) for _ in option) - SPLIT_COST * strokes for option, strokes in options]
+    best = options[int(np.argmax(totals))][0]
     if len(best) == 1:
         return [group]
     return [digit for part in best for digit in split_touching(part, ink, everything, read)]
