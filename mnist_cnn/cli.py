@@ -110,7 +110,18 @@ def parse_arguments(command: Command, argv: list[str] | None = None) -> DictConf
             raise UserError(f"{key}= is required: {option.help} (see --help)")
         if value is None:
             OmegaConf.update(args, key, option.default, force_add=True)
+        else:
+            check_kind(key, value, option.default)
     return args
+
+
+def check_kind(key: str, value: Any, default: Any) -> None:
+    """A value given for an option whose default is a flag or a number must be one too."""
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise UserError(f"{key}={value} is invalid: give true or false")
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{key}={value} is invalid: give a number")
 
 
 @contextmanager

@@ -1,9 +1,11 @@
 """Read digits in real images: `python -m mnist_cnn.predict model=<run dir> inputs=<file, folder or glob>`.
 
-Each image is preprocessed into an MNIST-style 28x28 digit (mnist_cnn.wild.preprocess) and
-classified by the run's best checkpoint, which answers with its own class names (a letters
-model's `k`, not 10). A file that cannot be read gets a one-line error and the others are still
-predicted; the exit status is then 1 (EXIT_SOME_FAILED).
+Each image is preprocessed into an MNIST-style 28x28 character (mnist_cnn.wild.preprocess), or with
+numbers=true split into its digits left to right (mnist_cnn.wild.numbers), and classified by the
+run's best checkpoint, which answers with its own class names (a letters model's `k`, not 10).
+Every answer carries a verdict: sure, not sure (below min_confidence) or no digit found. A file
+that cannot be read gets a one-line error and the others are still predicted; the exit status is
+then 1 (EXIT_SOME_FAILED).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import csv
 import glob
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_cnn.startup import long_lived_imports
@@ -23,42 +24,29 @@ with long_lived_imports():
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import EXIT_SOME_FAILED, UserError, first_line
-    from mnist_cnn.wild.classifier import load_classifier, probabilities
+    from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
-    from mnist_cnn.wild.preprocess import to_mnist
+    from mnist_cnn.wild.reading import NOT_SURE_BELOW, Answer, read
 
 COMMAND = Command(
     "predict",
-    "Read the character in each image: prints a table, optionally writes CSV rows path,label,confidence,top3.",
+    "Read the character (or with numbers=true the number) in each image: prints a table, optionally writes CSV rows.",
     {
         "model": Option("a run directory, or a sweep's selected_model folder", required=True),
         "inputs": Option("an image file, a folder of images (searched recursively) or a glob", required=True),
         "output": Option("a CSV file to write the predictions to"),
         "save_preprocessed": Option("a folder to save the 28x28 images the model saw"),
+        "numbers": Option(
+            "read each image as a number: its digits left to right, touching ones cut apart", default=False
+        ),
+        "tta": Option(
+            "test-time augmentation: average over the digit shifted a pixel and turned 10 degrees", default=False
+        ),
+        "min_confidence": Option("answers below this confidence are 'not sure'", default=NOT_SURE_BELOW),
     },
 )
-CSV_COLUMNS = ("path", "label", "confidence", "top3")
-
-
-@dataclass
-class Prediction:
-    path: str
-    probabilities: np.ndarray
-    classes: list[str]  # the run's class names, one per probability
-
-    @property
-    def label(self) -> str:
-        return self.classes[int(self.probabilities.argmax())]
-
-    @property
-    def confidence(self) -> float:
-        return float(self.probabilities.max())
-
-    @property
-    def top3(self) -> str:
-        """The three likeliest classes with their probabilities, e.g. `7:0.981 1:0.012 2:0.003`."""
-        likeliest = np.argsort(-self.probabilities)[:3]
-        return " ".join(f"{self.classes[index]}:{self.probabilities[index]:.3f}" for index in likeliest)
+LABEL_COLUMNS = ("path", "label", "confidence", "top3", "verdict")
+NUMBER_COLUMNS = ("path", "number", "confidences", "boxes", "verdict")
 
 
 def find_inputs(pattern: str) -> list[Path]:
@@ -86,49 +74,67 @@ def save_digit(digit: np.ndarray, path: Path) -> None:
     Image.fromarray(np.round(digit * 255).astype(np.uint8), mode="L").save(path)
 
 
-def preprocess_all(paths: list[Path], save_dir: Path | None) -> tuple[list[Path], np.ndarray, list[str]]:
-    """MNIST-style digits for the readable files, and one error line for each unreadable one."""
-    readable, digits, errors = [], [], []
+def label_row(path: Path, answer: Answer) -> dict[str, str]:
+    """One image's single-character answer; empty label fields when nothing was found."""
+    row = {"path": str(path), "label": "", "confidence": "", "top3": "", "verdict": answer.verdict}
+    if answer.digits:
+        digit = answer.digits[0]
+        top3 = " ".join(f"{label}:{probability:.3f}" for label, probability in digit.top3())
+        row.update(label=digit.label, confidence=f"{digit.confidence:.4f}", top3=top3)
+    return row
+
+
+def number_row(path: Path, answer: Answer) -> dict[str, str]:
+    """One image's number, each digit's confidence and box (left,top,right,bottom), left to right."""
+    return {
+        "path": str(path),
+        "number": answer.number,
+        "confidences": " ".join(f"{digit.confidence:.3f}" for digit in answer.digits),
+        "boxes": " ".join(f"{d.box.left},{d.box.top},{d.box.right},{d.box.bottom}" for d in answer.digits if d.box),
+        "verdict": answer.verdict,
+    }
+
+
+def predict_files(
+    model_dir: Path,
+    paths: list[Path],
+    numbers: bool = False,
+    tta: bool = False,
+    threshold: float = NOT_SURE_BELOW,
+    save_dir: Path | None = None,
+) -> tuple[list[tuple[Path, Answer]], list[str]]:
+    """An answer per readable image (saving the 28x28 views if asked) and an error line per unreadable one."""
+    classifier = load_classifier(model_dir)
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+    answers, errors = [], []
     for index, path in enumerate(paths):
         try:
-            digit = to_mnist(read_image(path))
+            answer = read(classifier, read_image(path), numbers, tta, threshold)
         except UserError as error:
             errors.append(f"error: {path}: {error}")
             continue
         except Exception as error:  # a bug on one odd file must not cost the other files their answers
             errors.append(f"error: {path}: could not be read ({type(error).__name__}: {first_line(error)})")
             continue
-        if save_dir is not None:
-            save_digit(digit, save_dir / f"{index:04d}_{path.stem}.png")
-        readable.append(path)
-        digits.append(digit)
-    return readable, np.stack(digits) if digits else np.zeros((0, 28, 28), np.float32), errors
+        for place, digit in enumerate(answer.digits):
+            if save_dir is not None:
+                save_digit(digit.view, save_dir / f"{index:04d}_{path.stem}{f'_{place}' if numbers else ''}.png")
+        answers.append((path, answer))
+    return answers, errors
 
 
-def predict_files(
-    model_dir: Path, paths: list[Path], save_dir: Path | None = None
-) -> tuple[list[Prediction], list[str]]:
-    """Predictions for every readable image and the error lines for the rest."""
-    classifier = load_classifier(model_dir)
-    if save_dir is not None:
-        save_dir.mkdir(parents=True, exist_ok=True)
-    readable, digits, errors = preprocess_all(paths, save_dir)
-    scores = probabilities(classifier, digits) if len(digits) else []
-    return [Prediction(str(path), row, classifier.classes) for path, row in zip(readable, scores, strict=True)], errors
-
-
-def write_csv(predictions: list[Prediction], path: Path) -> None:
+def write_csv(rows: list[dict[str, str]], columns: tuple[str, ...], path: Path) -> None:
     with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(CSV_COLUMNS)
-        writer.writerows((p.path, p.label, f"{p.confidence:.4f}", p.top3) for p in predictions)
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
-def print_table(predictions: list[Prediction]) -> None:
-    width = max([len("path"), *(len(p.path) for p in predictions)])
-    print(f"{'path':<{width}}  label  confidence  top3")
-    for p in predictions:
-        print(f"{p.path:<{width}}  {p.label:>5}  {p.confidence:>10.4f}  {p.top3}")
+def print_table(rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
+    widths = {column: max([len(column), *(len(row[column]) for row in rows)]) for column in columns}
+    for row in [dict(zip(columns, columns, strict=True)), *rows]:
+        print("  ".join(row[column].ljust(widths[column]) for column in columns).rstrip())
 
 
 def check_output(output: Path) -> None:
@@ -145,13 +151,17 @@ def main(argv: list[str] | None = None) -> None:
         args = parse_arguments(COMMAND, argv)
         if args.output:
             check_output(Path(str(args.output)))
-        save_dir = args.save_preprocessed
-        predictions, errors = predict_files(
-            Path(str(args.model)), find_inputs(str(args.inputs)), Path(str(save_dir)) if save_dir else None
+        if not 0 <= float(args.min_confidence) <= 1:
+            raise UserError(f"min_confidence={args.min_confidence} is invalid: give a number from 0 to 1")
+        save_dir = Path(str(args.save_preprocessed)) if args.save_preprocessed else None
+        answers, errors = predict_files(
+            Path(str(args.model)), find_inputs(str(args.inputs)), args.numbers, args.tta, args.min_confidence, save_dir
         )
-    print_table(predictions)
+    columns, make_row = (NUMBER_COLUMNS, number_row) if args.numbers else (LABEL_COLUMNS, label_row)
+    rows = [make_row(path, answer) for path, answer in answers]
+    print_table(rows, columns)
     if args.output:
-        write_csv(predictions, Path(str(args.output)))
+        write_csv(rows, columns, Path(str(args.output)))
     for line in errors:
         print(line, file=sys.stderr)
     if errors:

@@ -1,9 +1,12 @@
 """A draw-a-digit web page and a JSON API: `python -m mnist_cnn.serve model=<run dir> [host=127.0.0.1] [port=8000]`.
 
-`POST /predict` takes an image as the multipart field `image` and answers
-`{"label", "confidence", "probabilities", "classes", "preprocessed"}`: the run's class name
-(a letters model answers `k`), the probabilities in the order of `classes`, and the 28x28 view the
-model saw, as a PNG data URL. Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
+`POST /predict` takes an image as the multipart field `image` (and optional form fields
+`numbers=true`, `tta=true`) and answers `{"verdict", "number", "digits": [...], "classes"}`, each
+digit `{"label", "confidence", "sure", "probabilities", "top3", "box", "preprocessed"}`: the run's
+class name (a letters model answers `k`), the probabilities in the order of `classes`, and the 28x28
+view the model saw, as a PNG data URL; a single character's fields are also at the top level. The
+verdict is "sure", "not sure" (below reading.NOT_SURE_BELOW) or "no digit found" (then
+`digits` is empty). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
 It runs on waitress with bounded worker threads, a timeout for idle and slow connections and a
 bound on concurrent predictions; it listens on 127.0.0.1 unless host= says otherwise.
 """
@@ -25,9 +28,9 @@ with long_lived_imports():
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import UserError
-    from mnist_cnn.wild.classifier import load_classifier, probabilities
+    from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
-    from mnist_cnn.wild.preprocess import to_mnist
+    from mnist_cnn.wild.reading import Answer, Digit, read
 
 COMMAND = Command(
     "serve",
@@ -56,6 +59,32 @@ def png_data_url(digit) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def digit_json(digit: Digit, threshold: float) -> dict:
+    """One character as the API answers it; `sure` when its confidence reaches the threshold."""
+    box = digit.box
+    return {
+        "label": digit.label,
+        "confidence": digit.confidence,
+        "sure": digit.confidence >= threshold,
+        "probabilities": [float(score) for score in digit.probabilities],
+        "top3": [{"label": label, "probability": probability} for label, probability in digit.top3()],
+        "box": box and {"left": box.left, "top": box.top, "right": box.right, "bottom": box.bottom},
+        "preprocessed": png_data_url(digit.view),
+    }
+
+
+def answer_json(answer: Answer, numbers: bool, classes: list[str]) -> dict:
+    """The verdict, the number, its digits and the class names; in single mode the character's fields on top too."""
+    digits = [digit_json(digit, answer.threshold) for digit in answer.digits]
+    single = digits[0] if digits and not numbers else {}
+    return {**single, "verdict": answer.verdict, "number": answer.number, "digits": digits, "classes": classes}
+
+
+def form_flag(name: str) -> bool:
+    """A form field that says true (absent: false)."""
+    return request.form.get(name, "false").lower() in ("true", "1", "on")
+
+
 def create_app(model_dir: Path) -> Flask:
     """The app for one run's model, loaded once at start-up."""
     classifier = load_classifier(model_dir)
@@ -77,22 +106,16 @@ def create_app(model_dir: Path) -> Flask:
         upload = request.files.get("image")
         if upload is None:
             return jsonify(error="no image: send it as the multipart form field 'image'"), 400
+        numbers = form_flag("numbers")
         if not slots.acquire(timeout=BUSY_WAIT):
             return jsonify(error=f"busy: {PREDICTION_SLOTS} predictions are running; try again shortly"), 503
         try:
-            digit = to_mnist(read_image(upload.read()))
-            scores = probabilities(classifier, digit[None])[0]
+            answer = read(classifier, read_image(upload.read()), numbers, form_flag("tta"))
         except UserError as error:
             return jsonify(error=f"the upload: {error}"), 400
         finally:
             slots.release()
-        return jsonify(
-            label=classifier.classes[int(scores.argmax())],
-            confidence=float(scores.max()),
-            probabilities=[float(score) for score in scores],
-            classes=classifier.classes,
-            preprocessed=png_data_url(digit),
-        )
+        return jsonify(answer_json(answer, numbers, classifier.classes))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

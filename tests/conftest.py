@@ -108,6 +108,17 @@ def trained_run(tiny_mnist, tmp_path_factory) -> Path:
     return train_in_process(tmp_path_factory.mktemp("trained") / "run", *quick_overrides(tiny_mnist))
 
 
+@pytest.fixture(scope="session")
+def mnist_model(tmp_path_factory) -> Path:
+    """experiment=fast trained on real MNIST (one epoch, about 99%): a model that really reads digits."""
+    if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(f"real MNIST not found at {SHARED_DATA} (the shared data folder beside the repo)")
+    run_dir = tmp_path_factory.mktemp("mnist_model") / "run"
+    return train_in_process(
+        run_dir, "experiment=fast", f"data.root={SHARED_DATA}", "data.download=false", "trainer.accelerator=cpu"
+    )
+
+
 @pytest.fixture
 def real_world_digits() -> Path:
     folder = SHARED_DATA / "real-world-digits"

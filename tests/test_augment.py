@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mnist_cnn.errors import UserError
-from mnist_cnn.training.augment import AUGMENTATIONS, build_augmentation
+from mnist_cnn.training.augment import AUGMENTATIONS, build_augmentation, random_blur, random_low_resolution
 from mnist_cnn.training.data import ResidentLoader, ShardedPermutation
 
 BACKGROUND = -0.42
@@ -72,3 +72,25 @@ def test_augmented_loader_keeps_labels_with_their_images(name):
         batch_labels.tolist() for _, batch_labels in plain
     ]
     assert all(moved.shape == batch.shape for (moved, _), (batch, _) in zip(augmented, plain, strict=True))
+
+
+def test_blur_spreads_a_point_and_keeps_its_ink():
+    """A Gaussian blur per image: at sigma 0 nothing changes, wider ones spread a point, none loses ink."""
+    point = torch.zeros(64, 1, 28, 28)
+    point[:, :, 14, 14] = 1.0
+    blurred = random_blur(point, torch.Generator().manual_seed(0), sigma=2.0)
+    assert torch.allclose(blurred.sum(dim=(1, 2, 3)), torch.ones(64), atol=1e-4)
+    peaks = blurred.amax(dim=(1, 2, 3))
+    assert peaks.min() < 0.1 and peaks.max() > 0.5  # each image drew its own sigma
+    assert torch.equal(random_blur(point, torch.Generator().manual_seed(0), sigma=0.0), point)
+
+
+def test_low_resolution_loses_detail_but_not_the_digit():
+    images = centred_blobs(32)
+    images[:, :, 12:16, 12:16] = BACKGROUND  # a hole only a sharp image shows
+    low = random_low_resolution(images, torch.Generator().manual_seed(0), probability=1.0, smallest=8)
+    assert not torch.equal(low, images)
+    assert torch.allclose((low - BACKGROUND).mean(), (images - BACKGROUND).mean(), rtol=0.05)
+    assert (low[:, :, 14, 14] > BACKGROUND + 0.5).all()  # the hole is blurred over
+    untouched = random_low_resolution(images, torch.Generator().manual_seed(0), probability=0.0, smallest=8)
+    assert torch.equal(untouched, images)

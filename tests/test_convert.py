@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from mnist_cnn.predict import Prediction
+from mnist_cnn.predict import label_row
 from mnist_cnn.training.convert import conform
 from mnist_cnn.training.datasets import CATALOGUE, describe
 from mnist_cnn.wild.classifier import PixelClassifier
+from mnist_cnn.wild.reading import Answer, Digit
 
 MNIST, SVHN, USPS = CATALOGUE["mnist"], CATALOGUE["svhn"], CATALOGUE["usps"]
 
@@ -67,8 +70,8 @@ def test_grayscale_is_repeated_into_rgb_for_an_svhn_model_and_polarity_is_kept()
 def test_a_letters_model_answers_with_letters():
     letters = describe({"name": "emnist", "split": "letters"})
     scores = np.eye(26)[10] * 0.9 + 0.1 / 26
-    prediction = Prediction("k.png", scores, list(letters.classes))
-    assert prediction.label == "k" and prediction.top3.startswith("k:0.904 ")
+    row = label_row(Path("k.png"), Answer([Digit(scores, list(letters.classes), np.zeros((28, 28)))]))
+    assert row["label"] == "k" and row["top3"].startswith("k:0.904 ")
 
 
 def test_a_classifier_takes_mnist_style_pixels_whatever_its_model_was_trained_on():

@@ -243,10 +243,11 @@ def test_a_letters_run_answers_with_letters_in_its_metrics_predictions_and_page(
     assert list(metrics["test/acc_per_class"]) == list("abcdefghijklmnopqrstuvwxyz")
     image = tmp_path / "letter.png"
     Image.fromarray(learnable(1, 3, describe({"name": "emnist", "split": "letters"}))[0][0, 0]).save(image)
-    (prediction,), errors = predict_files(run, [image])
-    assert errors == [] and prediction.label in prediction.classes == list("abcdefghijklmnopqrstuvwxyz")
+    ((_, read),), errors = predict_files(run, [image])
+    (letter,) = read.digits
+    assert errors == [] and letter.label in letter.classes == list("abcdefghijklmnopqrstuvwxyz")
     answer = create_app(run).test_client().post("/predict", data={"image": (image.open("rb"), "letter.png")}).get_json()
-    assert answer["label"] == prediction.label and answer["classes"] == prediction.classes
+    assert answer["label"] == letter.label and answer["classes"] == letter.classes
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -184,12 +183,13 @@ def test_the_largest_accepted_image_stays_within_the_memory_budget(tmp_path):
 
 def test_one_bad_file_never_costs_the_others_their_answers(trained_run, tmp_path, monkeypatch):
     from mnist_cnn import predict
+    from mnist_cnn.wild import reading
 
     for name in ("a.png", "b.png", "c.png"):
         (tmp_path / name).write_bytes(encoded(zero()))
     (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
-    real_to_mnist = predict.to_mnist
+    real_to_mnist = reading.to_mnist
 
     def breaks_on_b(gray):
         if breaks_on_b.calls == 1:
@@ -199,9 +199,9 @@ def test_one_bad_file_never_costs_the_others_their_answers(trained_run, tmp_path
         return real_to_mnist(gray)
 
     breaks_on_b.calls = 0
-    monkeypatch.setattr(predict, "to_mnist", breaks_on_b)
-    predictions, errors = predict_files(trained_run, predict.find_inputs(str(tmp_path)))
-    assert [Path(p.path).name for p in predictions] == ["a.png", "c.png"]
+    monkeypatch.setattr(reading, "to_mnist", breaks_on_b)
+    answers, errors = predict_files(trained_run, predict.find_inputs(str(tmp_path)))
+    assert [path.name for path, _ in answers] == ["a.png", "c.png"]
     assert sorted(line.split(": ")[1].rsplit("/", 1)[1] for line in errors) == ["b.png", "dangling.png", "loop.png"]
     assert any("ValueError: cannot convert float NaN to integer" in line for line in errors)
 

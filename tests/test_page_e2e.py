@@ -67,18 +67,23 @@ def server(trained_run):
     process.wait(timeout=30)
 
 
-def draw_zero(page) -> None:
+def draw_ring(page, centre_x: float, centre_y: float, width: float = 120, height: float = 180) -> None:
     """A tall ellipse drawn with the mouse in one stroke, like a person drawing a 0."""
-    box = page.locator("#pad").bounding_box()
-    centre_x, centre_y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     points = [
-        (centre_x + 60 * math.sin(t / 20 * math.pi), centre_y - 90 * math.cos(t / 20 * math.pi)) for t in range(41)
+        (centre_x + width / 2 * math.sin(t / 20 * math.pi), centre_y - height / 2 * math.cos(t / 20 * math.pi))
+        for t in range(41)
     ]
     page.mouse.move(*points[0])
     page.mouse.down()
     for x, y in points[1:]:
         page.mouse.move(x, y)
     page.mouse.up()
+
+
+def draw_zero(page) -> None:
+    """A 0 in the middle of the pad."""
+    box = page.locator("#pad").bounding_box()
+    draw_ring(page, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
 @pytest.fixture
@@ -162,3 +167,18 @@ def test_a_failed_upload_replaces_the_answer_and_a_photo_is_shown_on_the_pad(pag
     assert after_error["error"].startswith("the upload: not an image")
     assert after_error["digit"] == "?" and after_error["bars"] == [0.0] * 10 and not after_error["seen_visible"]
     assert answer_area(page) == layout
+
+
+def test_the_numbers_switch_widens_the_pad_and_reads_each_digit(page):
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.check("#numbers")
+    assert page.eval_on_selector("#pad", "pad => pad.width") == 840
+    box = page.locator("#pad").bounding_box()
+    for left in (0.2, 0.5, 0.8):
+        draw_ring(page, box["x"] + left * box["width"], box["y"] + box["height"] / 2, width=100, height=160)
+    page.wait_for_function("document.querySelectorAll('#number-digits figure').length === 3", timeout=60_000)
+    number = page.text_content("#digit")
+    captions = page.locator("#number-digits figcaption").all_text_contents()
+    assert page.text_content("#error") == "" and page.eval_on_selector("#single", "section => section.hidden")
+    assert len(number) == 3 and number.isdigit()
+    assert [caption.split()[0].rstrip("?") for caption in captions] == list(number)

@@ -10,10 +10,11 @@ import pytest
 from PIL import Image
 
 from conftest import run_command
-from digit_images import encoded, on_uneven_paper, zero
+from digit_images import encoded, on_uneven_paper, written, zero
 from mnist_cnn.errors import EXIT_SOME_FAILED, EXIT_USER_ERROR
 from mnist_cnn.predict import main
 from mnist_cnn.wild.images import MAX_PIXELS, read_image
+from mnist_cnn.wild.reading import NOT_SURE_BELOW
 
 REAL_SAMPLES = (
     "desyrani-phone-photos/custom_digits/7.jpg",
@@ -32,6 +33,7 @@ def check_rows(rows: list[dict]) -> None:
         assert 0 <= int(row["label"]) <= 9 and 0 <= float(row["confidence"]) <= 1
         top3 = [pair.split(":") for pair in row["top3"].split()]
         assert len(top3) == 3 and top3[0][0] == row["label"]
+        assert row["verdict"] == ("sure" if float(row["confidence"]) >= NOT_SURE_BELOW else "not sure")
 
 
 @pytest.mark.slow
@@ -54,7 +56,7 @@ def test_predict_real_images_writes_csv_and_the_28x28_views(trained_run, real_wo
     views = sorted((tmp_path / "seen").glob("*.png"))
     assert len(views) == len(rows)
     assert all(Image.open(view).size == (28, 28) for view in views)
-    assert "label  confidence  top3" in result.stdout
+    assert "label  confidence  top3" in result.stdout and "verdict" in result.stdout
 
 
 def odd_but_valid_images(folder: Path) -> list[str]:
@@ -119,3 +121,58 @@ def test_usage_and_missing_model_are_one_line_errors(args, start, tmp_path, caps
     assert stopped.value.code == EXIT_USER_ERROR
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(start)
+
+
+def test_a_blank_page_is_an_answer_not_a_failed_input(trained_run, tmp_path, capsys):
+    on_uneven_paper(Image.new("L", (200, 150), 0)).save(tmp_path / "blank.png")
+    on_uneven_paper(zero()).save(tmp_path / "zero.png")
+    main([f"model={trained_run}", f"inputs={tmp_path}", f"output={tmp_path / 'preds.csv'}"])  # no SystemExit: status 0
+    rows = {Path(row["path"]).name: row for row in read_predictions(tmp_path / "preds.csv")}
+    assert rows["blank.png"] == {
+        "path": str(tmp_path / "blank.png"),
+        "label": "",
+        "confidence": "",
+        "top3": "",
+        "verdict": "no digit found",
+    }
+    check_rows([rows["zero.png"]])
+    assert "no digit found" in capsys.readouterr().out
+
+
+def test_numbers_mode_gives_each_digits_confidence_and_box_left_to_right(trained_run, tmp_path):
+    on_uneven_paper(written("2024")).save(tmp_path / "year.png")
+    main(
+        [
+            f"model={trained_run}",
+            f"inputs={tmp_path / 'year.png'}",
+            f"output={tmp_path / 'n.csv'}",
+            "numbers=true",
+            "tta=true",
+            f"save_preprocessed={tmp_path / 'seen'}",
+        ]
+    )
+    (row,) = read_predictions(tmp_path / "n.csv")
+    assert list(row) == ["path", "number", "confidences", "boxes", "verdict"]
+    assert len(row["number"]) == 4 and len(row["confidences"].split()) == 4
+    lefts = [int(box.split(",")[0]) for box in row["boxes"].split()]
+    assert len(lefts) == 4 and lefts == sorted(lefts)
+    assert sorted(path.name for path in (tmp_path / "seen").iterdir()) == [
+        f"0000_year_{place}.png" for place in range(4)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("tta=maybe", "error: tta=maybe is invalid: give true or false"),
+        ("numbers=2", "error: numbers=2 is invalid: give true or false"),
+        ("min_confidence=1.5", "error: min_confidence=1.5 is invalid: give a number from 0 to 1"),
+        ("min_confidence=high", "error: min_confidence=high is invalid: give a number"),
+    ],
+)
+def test_bad_switches_are_one_line_errors(argument, message, trained_run, tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(encoded(zero()))
+    with pytest.raises(SystemExit) as stopped:
+        main([f"model={trained_run}", f"inputs={tmp_path / 'x.png'}", argument])
+    assert stopped.value.code == EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip() == message

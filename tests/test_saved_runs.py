@@ -56,8 +56,8 @@ def test_an_old_run_evaluates_to_its_recorded_test_accuracy(old_run, tmp_path):
 
 def test_an_old_run_predicts_and_exports(old_run, tmp_path):
     (tmp_path / "zero.png").write_bytes(encoded(zero()))
-    predictions, errors = predict_files(old_run, [tmp_path / "zero.png"])
-    assert errors == [] and len(predictions) == 1 and predictions[0].label in list("0123456789")
+    answers, errors = predict_files(old_run, [tmp_path / "zero.png"])
+    assert errors == [] and len(answers) == 1 and answers[0][1].digits[0].label in list("0123456789")
     assert export_run(old_run, "torchscript").is_file()
 
 

@@ -17,6 +17,7 @@ from mnist_cnn.errors import UserError
 from mnist_cnn.training.choices import AUGMENTATIONS
 
 Augmentation = Callable[[Tensor, torch.Generator], Tensor]
+LOWEST_RESOLUTION = 8  # px of the 28 px frame: a 20 px digit shrinks to about 6 px, still readable by eye
 
 
 def uniform(n: int, limit: float, like: Tensor, generator: torch.Generator) -> Tensor:
@@ -78,13 +79,35 @@ def random_thickness(images: Tensor, generator: torch.Generator, probability: fl
     return torch.where(draw < probability, thicker, torch.where(draw > 1 - probability, thinner, images))
 
 
-def random_blur(images: Tensor, generator: torch.Generator, amount: float) -> Tensor:
-    """Mix each image with its 3x3 Gaussian blur by up to `amount`: out-of-focus phone photos."""
-    kernel = torch.tensor([1.0, 2.0, 1.0], device=images.device)
-    kernel = (kernel[:, None] * kernel[None, :] / 16).expand(1, 1, 3, 3)
-    blurred = F.conv2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), kernel)
-    weight = per_image(len(images), images, generator) * amount
-    return images + weight * (blurred - images)
+def gaussian_kernels(sigmas: Tensor, radius: int) -> Tensor:
+    """One normalized (2 * radius + 1)^2 Gaussian kernel per sigma, shaped (N, 1, k, k) for a grouped convolution."""
+    offsets = torch.arange(-radius, radius + 1, device=sigmas.device, dtype=sigmas.dtype)
+    profile = torch.exp(-(offsets[None, :] ** 2) / (2 * sigmas[:, None].clamp(min=1e-3) ** 2))
+    profile = profile / profile.sum(1, keepdim=True)
+    return (profile[:, :, None] * profile[:, None, :]).unsqueeze(1)
+
+
+def random_blur(images: Tensor, generator: torch.Generator, sigma: float) -> Tensor:
+    """A Gaussian blur of up to `sigma` pixels, drawn per image: out-of-focus photos and enlarged scans."""
+    n, channels, height, width = images.shape
+    radius = max(1, math.ceil(2 * sigma))
+    kernels = gaussian_kernels(per_image(n, images, generator).flatten() * sigma, radius)
+    padded = F.pad(images.reshape(1, n * channels, height, width), (radius,) * 4, mode="replicate")
+    return F.conv2d(padded, kernels.repeat_interleave(channels, 0), groups=n * channels).reshape(images.shape)
+
+
+def random_low_resolution(images: Tensor, generator: torch.Generator, probability: float, smallest: int) -> Tensor:
+    """Shrink to between `smallest` and half the side and enlarge back bilinearly, each image with `probability`.
+
+    A digit cropped small from a photo or a scan, then enlarged. One side per batch, so the whole
+    batch is resized at once.
+    """
+    height, width = images.shape[-2:]
+    side = int(torch.randint(smallest, height // 2 + 1, (1,), device=images.device, generator=generator))
+    small = F.interpolate(images, size=(side, side * width // height), mode="bilinear", antialias=True)
+    enlarged = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)
+    chosen = per_image(len(images), images, generator) < probability
+    return torch.where(chosen, enlarged, images)
 
 
 def random_contrast_and_noise(
@@ -104,10 +127,11 @@ def random_contrast_and_noise(
 
 
 def wild(images: Tensor, generator: torch.Generator, background: float, strength: dict) -> Tensor:
-    """What preprocessing of real images cannot normalize: stroke width, slant, focus, faint ink, grain."""
+    """What preprocessing of real images cannot normalize: stroke width, slant, resolution, focus, faint ink, grain."""
     images = random_thickness(images, generator, strength.get("thickness", 0.3))
     images = configured_affine(images, generator, background, strength)
-    images = random_blur(images, generator, strength.get("blur", 0.8))
+    images = random_low_resolution(images, generator, strength.get("low_resolution", 0.25), LOWEST_RESOLUTION)
+    images = random_blur(images, generator, strength.get("blur", 1.0))
     return random_contrast_and_noise(
         images, generator, background, strength.get("contrast", 0.5), strength.get("noise", 0.1)
     )

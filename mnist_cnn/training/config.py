@@ -98,6 +98,8 @@ def upgrade_config(saved: DictConfig) -> DictConfig:
             cfg.scheduler._target_ = OLD_SCHEDULERS[cfg.scheduler._target_]
             cfg.scheduler.pop("interval", None)
             cfg.scheduler._partial_ = True
+        # Runs saved before data.augment=wild shrank digits never did (their blur now reads as a sigma in pixels)
+        cfg.data.augment_strength.setdefault("low_resolution", 0.0)
         if "name" not in cfg.data:
             cfg.data.name = "mnist"  # every run trained on MNIST before data.name existed
         if "checkpoint" in cfg.callbacks:

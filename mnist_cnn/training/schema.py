@@ -46,7 +46,8 @@ class AugmentStrength(Strict):
     thickness: Annotated[
         float, described("chance of thicker strokes, and of thinner", ge=0, le=0.5, allow_inf_nan=False)
     ]
-    blur: Annotated[Fraction, described("max share of a Gaussian blur")]
+    low_resolution: Annotated[Fraction, described("chance of a digit shrunk to 8-14 px and enlarged back")]
+    blur: Annotated[float, described("max Gaussian blur sigma in pixels", ge=0, le=5, allow_inf_nan=False)]
     contrast: Annotated[Fraction, described("max fading of the ink")]
     noise: Annotated[Fraction, described("max noise, as a fraction of the ink's contrast")]
 

@@ -7,10 +7,12 @@ conversion to the run's own input (training/convert.py: a USPS or SVHN model get
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mnist_cnn.rundir import RunDir
@@ -47,8 +49,33 @@ def load_classifier(model_dir: Path) -> PixelClassifier:
     return PixelClassifier(module.network, cfg.data.mean, cfg.data.std, trained_on, classes).eval()
 
 
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (rows, columns): a pixel either way
+TTA_ANGLES = (-10.0, 10.0)  # degrees: slants within what MNIST itself holds
+
+
+def rotated(pixels: Tensor, degrees: float) -> Tensor:
+    """Rotate (N, 1, 28, 28) pixels about the centre; what comes in from outside is background (0)."""
+    angle = math.radians(degrees)
+    theta = torch.tensor([[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0]])
+    grid = F.affine_grid(theta.expand(len(pixels), 2, 3), list(pixels.shape), align_corners=False)
+    return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def tta_views(pixels: Tensor) -> Tensor:
+    """The views test-time augmentation averages over: the digit moved a pixel each way and turned a little.
+
+    Each is a way the same digit could have been written or framed; an answer that holds across
+    them is one the model is sure of, one that flips lowers the averaged confidence.
+    """
+    views = [torch.roll(pixels, shift, dims=(2, 3)) for shift in TTA_SHIFTS]
+    return torch.stack(views + [rotated(pixels, angle) for angle in TTA_ANGLES])
+
+
 @torch.no_grad()
-def probabilities(classifier: nn.Module, digits: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) MNIST-style characters in [0, 1] -> (N, classes) class probabilities."""
+def probabilities(classifier: nn.Module, digits: np.ndarray, tta: bool = False) -> np.ndarray:
+    """(N, 28, 28) MNIST-style characters in [0, 1] -> (N, classes) probabilities; with tta, averaged over tta_views."""
     pixels = torch.from_numpy(np.ascontiguousarray(digits, dtype=np.float32)).unsqueeze(1)
-    return classifier(pixels).numpy()
+    if not tta:
+        return classifier(pixels).numpy()
+    views = tta_views(pixels)
+    return classifier(views.flatten(0, 1)).reshape(len(views), len(pixels), -1).mean(0).numpy()

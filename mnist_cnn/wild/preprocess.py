@@ -2,13 +2,18 @@
 
 MNIST digits are light ink on black, cropped to the ink, scaled so the longer side is 20 px with
 anti-aliasing, and placed in 28x28 with their centre of mass in the middle. Real images differ
-in polarity, lighting, paper texture, framing, size and stroke width; each step below removes one
-of those differences so a model trained on MNIST sees familiar input.
+in polarity, lighting, paper texture, framing, size, stroke width, focus and noise; each step
+below removes one of those differences so a model trained on MNIST sees familiar input. Every
+size a step uses is measured on the image itself (the strokes' width, the noise, the digit's
+extent), so a blurry 8x8 crop enlarged to 80 px and a sharp 4000 px photo are read alike.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 from skimage import filters, measure, morphology, transform
 
@@ -17,17 +22,44 @@ from mnist_cnn.errors import UserError
 SIZE = 28  # MNIST's frame
 BOX = 20  # MNIST's digits fit a 20x20 box
 WORK_SIDE = 256  # every image is analysed at this longer side, so the parameters below fit all sizes
-BACKGROUND_RADIUS = 32  # larger than any stroke's half-width at WORK_SIDE: the opening keeps only background
-SPECK_FRACTION = 0.1  # ink components smaller than this share of the largest are specks
-STROKE_FRACTION = 0.11  # MNIST strokes are about 11% of the digit's longer side
+BACKGROUND_SIDE = 64  # the background is smooth: estimated at this coarser side, 16x fewer pixels
+BACKGROUND_RADIUS = 32  # at WORK_SIDE; the opening that estimates the background is at least this wide
 MIN_INK_CONTRAST = 0.05  # below this the image holds no visible digit
+BLANK_SMOOTHING = 2  # px: the contrast is measured after a blur this wide, so the paper's grain does not count
+PAPER_PERCENTILE = 25  # at least this share of any image's pixels is paper
+NOISE_SIGMAS = 4  # the paper's noise reaches about this many deviations
+NOISY = 0.1  # an image whose noise reaches this share of the ink's contrast is smoothed first
+JOIN_WIDTHS = 3  # parts of a digit closer than this many stroke widths belong together
+STROKE_FRACTION = 0.11  # MNIST strokes are about 11% of the digit's longer side
+INK_PIXEL = 0.1  # a 28x28 pixel above this is ink
+SATURATED_FROM = 60  # the percentile of the ink's pixels scaled to 1 (MNIST's median ink pixel is 0.9)
+MNIST_SLANT = (-0.58, 0.34)  # 5th and 95th percentile of MNIST's training digits' shear (mu11 / mu02)
 
 
-def at_work_size(gray: np.ndarray) -> np.ndarray:
-    """Rescale (with anti-aliasing when shrinking) so the longer side is WORK_SIDE."""
-    factor = WORK_SIDE / max(gray.shape)
-    shape = tuple(max(1, round(side * factor)) for side in gray.shape)
-    return transform.resize(gray, shape, anti_aliasing=factor < 1).astype(np.float32)
+class NoDigitFound(UserError):
+    """The image holds no ink that stands out from the paper: an answer, not a broken file."""
+
+    def __init__(self) -> None:
+        super().__init__("no digit found in the image: it looks blank")
+
+
+@dataclass
+class Ink:
+    """The light-on-dark ink of an image at a working size, and what was measured on it."""
+
+    ink: np.ndarray  # background subtracted, >= 0
+    scale: float  # working pixels per pixel of the original image
+    mask: np.ndarray  # pixels that are surely ink (hysteresis between low and high)
+    low: float  # the paper's level plus noise: ink below it is paper
+    high: float  # clearly ink: Otsu's threshold, at least a quarter of the brightest ink
+    width: float  # mean stroke width in pixels
+
+
+def resized(image: np.ndarray, side: int) -> np.ndarray:
+    """Rescale so the longer side is `side` (anti-aliased when shrinking)."""
+    factor = side / max(image.shape)
+    shape = tuple(max(1, round(length * factor)) for length in image.shape)
+    return transform.resize(image, shape, anti_aliasing=factor < 1).astype(np.float32)
 
 
 def light_ink_on_dark(gray: np.ndarray) -> np.ndarray:
@@ -42,53 +74,160 @@ def light_ink_on_dark(gray: np.ndarray) -> np.ndarray:
     return 1.0 - gray if background - darkest > brightest - background else gray
 
 
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width: ink area over the length of its skeleton."""
+    return float(mask.sum() / max(morphology.skeletonize(mask).sum(), 1))
+
+
+def rough_width(image: np.ndarray) -> float:
+    """The strokes' width before the background is known: Otsu's ink of the smoothed image."""
+    smooth = filters.gaussian(image, 2)
+    if np.ptp(smooth) < MIN_INK_CONTRAST:
+        return 0.0
+    return stroke_width(smooth > filters.threshold_otsu(smooth))
+
+
 def remove_background(image: np.ndarray) -> np.ndarray:
     """Subtract the local background (uneven light, shadows, paper tint) estimated by an opening.
 
     A grey opening with a disk wider than any stroke erases the strokes and keeps everything
-    broader, which is exactly the background to subtract.
+    broader, which is the background. The disk grows with the strokes, so a thick marker or an
+    enlarged low-resolution digit is not taken for background; it runs at BACKGROUND_SIDE, where
+    it costs a sixteenth. Light falling across the page is taken out first as a plane: an opening
+    cannot follow a gradient up to the frame's edge. On grainy paper an opening follows the
+    grain's dark side, so the paper's own typical level (most pixels are paper) is subtracted too.
     """
-    background = morphology.opening(image, morphology.disk(BACKGROUND_RADIUS, decomposition="sequence"))
-    return np.clip(image - background, 0, None)
+    image = image - lighting_plane(image)
+    radius = max(BACKGROUND_RADIUS, rough_width(image))
+    coarse = resized(image, BACKGROUND_SIDE)
+    # No wider than the coarse image: a blob filling a tiny image would otherwise ask for a disk of thousands
+    side = min(BACKGROUND_SIDE, max(1, round(radius * BACKGROUND_SIDE / max(image.shape))))
+    disk = morphology.disk(side, decomposition="sequence")
+    residual = image - transform.resize(morphology.opening(coarse, disk), image.shape, order=1)
+    return np.clip(residual - np.percentile(residual, PAPER_PERCENTILE), 0, None)
 
 
-def digit_mask(ink: np.ndarray) -> np.ndarray:
-    """Pixels of the digit: above Otsu's threshold, in components that are not specks."""
-    peak = float(np.percentile(ink, 99.9))
-    if peak < MIN_INK_CONTRAST:
-        raise UserError("no digit found in the image: it looks blank, give a photo or drawing of one digit")
-    threshold = max(filters.threshold_otsu(ink), 0.25 * peak)
-    components = measure.label(ink > threshold)
-    areas = np.bincount(components.ravel())[1:]
-    keep = np.flatnonzero(areas >= SPECK_FRACTION * areas.max()) + 1
-    return np.isin(components, keep)
+def lighting_plane(image: np.ndarray) -> np.ndarray:
+    """The paper's linear gradient of light: a plane fitted to the darker half of the pixels (paper, not ink)."""
+    rows, cols = np.indices(image.shape, dtype=np.float32) / max(image.shape)
+    paper = image <= np.median(image)
+    terms = np.stack([np.ones_like(rows), rows, cols])
+    coefficients, *_ = np.linalg.lstsq(terms[:, paper].T, image[paper], rcond=None)
+    return np.tensordot(coefficients, terms, axes=1) - coefficients[0]
 
 
-def crop_to(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def noise_level(image: np.ndarray) -> float:
+    """The grain's deviation: robust (median absolute) deviation of what a one-pixel blur takes away.
+
+    Strokes and lighting are smooth at that scale and few pixels are on a stroke's edge, so the
+    median sees the grain alone.
+    """
+    fine = image - filters.gaussian(image, 1)
+    return float(1.4826 * np.median(np.abs(fine - np.median(fine))))
+
+
+def grown(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The mask dilated by a disk of `radius` (a distance transform: linear time at any radius)."""
+    return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def paper_level(ink: np.ndarray, core: np.ndarray) -> float:
+    """How bright the paper gets: the 99.5th percentile of pixels two stroke widths or more from the ink."""
+    far = ~grown(core, 2 * stroke_width(core))
+    return float(np.percentile(ink[far], 99.5)) if far.any() else 0.0
+
+
+def find_ink(gray: np.ndarray, side: int = WORK_SIDE) -> Ink:
+    """Ink against paper at a longer side of `side`, with thresholds set by the image's own noise and contrast.
+
+    A noisy image is smoothed before its background is estimated, in proportion to the strokes'
+    width. Hysteresis then keeps grey pixels (blurred or faint strokes) wherever they connect to
+    clearly inked ones, so a threshold does not split a stroke, but never pixels the paper itself
+    reaches.
+    """
+    image = light_ink_on_dark(resized(gray, side))
+    ink = remove_background(image)
+    if np.percentile(filters.gaussian(ink, BLANK_SMOOTHING), 99.9) < MIN_INK_CONTRAST:
+        raise NoDigitFound
+    if NOISE_SIGMAS * noise_level(image) > NOISY * np.percentile(ink, 99.9):
+        ink = remove_background(filters.gaussian(image, max(1.0, rough_width(ink) / 4)))
+    high = max(filters.threshold_otsu(ink), 0.25 * float(np.percentile(ink, 99.9)))
+    low = min(high, max(0.5 * high, paper_level(ink, ink > high)))
+    mask = filters.apply_hysteresis_threshold(ink, low, high)
+    return Ink(ink, side / max(gray.shape), mask, low, high, stroke_width(mask))
+
+
+def parts(ink: Ink) -> np.ndarray:
+    """Label the ink's groups: pieces closer than JOIN_WIDTHS stroke widths share a label."""
+    return measure.label(grown(ink.mask, JOIN_WIDTHS * ink.width / 2)) * ink.mask
+
+
+def digit_mask(ink: Ink) -> np.ndarray:
+    """The digit: the group holding the most ink; only specks and marks away from it are dropped."""
+    groups = parts(ink)
+    mass = np.bincount(groups.ravel(), weights=ink.ink.ravel())[1:]
+    return groups == mass.argmax() + 1
+
+
+def bounds(mask: np.ndarray) -> tuple[slice, slice]:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    return image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def stroke_width(mask: np.ndarray) -> float:
-    """Mean stroke width: ink area over the length of its skeleton."""
-    return mask.sum() / max(morphology.skeletonize(mask).sum(), 1)
+def soft_digit(ink: Ink, mask: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """The digit's own ink, cropped: above the paper's level, scaled to a peak of 1, grey edges kept.
+
+    `others` are pixels of other digits (in a number) that may lie next to this one's strokes.
+    """
+    near = grown(mask, ink.width) if others is None else grown(mask, ink.width) & ~others
+    level = float(np.percentile(ink.ink[mask], 90))
+    digit = np.clip((ink.ink - ink.low) / max(level - ink.low, 1e-6), 0, 1) * near
+    return digit[bounds(mask)]
 
 
-def normalized_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The digit's ink scaled to a peak of 1, thickened to MNIST's relative stroke width."""
-    digit = np.clip(ink / np.percentile(ink[mask], 90), 0, 1) * morphology.dilation(mask, morphology.disk(2))
-    digit = crop_to(digit, mask)
-    missing = STROKE_FRACTION * max(digit.shape) - stroke_width(crop_to(mask, mask))
-    if missing >= 2:
-        digit = morphology.dilation(digit, morphology.disk(int(missing // 2)))
-    return digit
+def thickened(digit: np.ndarray, width: float) -> np.ndarray:
+    """Thin strokes dilated to MNIST's relative width (about 11% of the longer side)."""
+    missing = STROKE_FRACTION * max(digit.shape) - width
+    if missing < 2:
+        return digit
+    return morphology.dilation(digit, morphology.disk(int(missing // 2)))
+
+
+def slant(digit: np.ndarray) -> tuple[float, float]:
+    """The digit's shear from its moments (mu11 / mu02: columns it moves right per row down) and its centre row."""
+    rows, cols = np.indices(digit.shape)
+    total = max(float(digit.sum()), 1e-6)
+    row, col = (digit * rows).sum() / total, (digit * cols).sum() / total
+    mu02 = (digit * (rows - row) ** 2).sum() / total
+    return float((digit * (rows - row) * (cols - col)).sum() / total / max(mu02, 1e-6)), float(row)
+
+
+def deskewed(digit: np.ndarray) -> np.ndarray:
+    """Shear a slant beyond MNIST's own range back to its edge (moment deskew, as for MNIST).
+
+    MNIST's digits slant too, and a model trained on them reads those slants; only a digit that
+    leans further than 95% of them is straightened, and only as far as that edge.
+    """
+    lean, row = slant(digit)
+    shear = lean - float(np.clip(lean, *MNIST_SLANT))
+    if shear == 0:
+        return digit
+    pad = int(np.ceil(abs(shear) * digit.shape[0]))
+    padded = np.pad(digit, ((0, 0), (pad, pad)))
+    straight = ndimage.affine_transform(padded, np.array([[1, 0], [shear, 1]]), offset=(0, -shear * row), order=1)
+    return straight[bounds(straight > 0.05 * straight.max())]
 
 
 def fit_box(digit: np.ndarray) -> np.ndarray:
-    """Scale the longer side to BOX pixels keeping the aspect ratio, with anti-aliasing."""
+    """Scale the longer side to BOX pixels keeping the aspect ratio.
+
+    Lanczos filtering anti-aliases like MNIST's own normalization did; a Gaussian pre-blur
+    (skimage's) would thin and grey the strokes a second time.
+    """
     factor = BOX / max(digit.shape)
-    shape = tuple(max(1, round(side * factor)) for side in digit.shape)
-    return transform.resize(digit, shape, anti_aliasing=factor < 1).astype(np.float32)
+    height, width = (max(1, round(side * factor)) for side in digit.shape)
+    image = Image.fromarray(digit.astype(np.float32), mode="F")
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
 
 
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
@@ -100,8 +239,24 @@ def centre_by_mass(digit: np.ndarray) -> np.ndarray:
     return ndimage.shift(frame, (round((SIZE - 1) / 2 - row), round((SIZE - 1) / 2 - col)), order=0, cval=0.0)
 
 
+def mnist_contrast(frame: np.ndarray) -> np.ndarray:
+    """Scale the ink so its brighter part saturates as in MNIST, where half the ink pixels are above 0.9.
+
+    Blur, thin strokes and anti-aliasing leave a real digit greyer than MNIST's; the model was
+    trained on MNIST's contrast.
+    """
+    ink = frame[frame > INK_PIXEL]
+    if not ink.size:
+        return frame
+    return np.clip(frame / np.percentile(ink, SATURATED_FROM), 0, 1)
+
+
+def mnist_frame(digit: np.ndarray, width: float) -> np.ndarray:
+    """A cropped digit (light on dark, peak 1) -> MNIST's 28x28 frame."""
+    return mnist_contrast(np.clip(centre_by_mass(fit_box(deskewed(thickened(digit, width)))), 0, 1))
+
+
 def to_mnist(gray: np.ndarray) -> np.ndarray:
     """A grayscale image in [0, 1] of any size -> a 28x28 float32 MNIST-style digit in [0, 1]."""
-    ink = remove_background(light_ink_on_dark(at_work_size(gray)))
-    mask = digit_mask(ink)
-    return np.clip(centre_by_mass(fit_box(normalized_ink(ink, mask))), 0, 1)
+    ink = find_ink(gray)
+    return mnist_frame(soft_digit(ink, digit_mask(ink)), ink.width)

@@ -1,0 +1,72 @@
+"""Whole numbers: the ink split into digits left to right, touching digits cut where the cut is clear."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.wild_categories import REPORTING, mnist_test, numbers
+from digit_images import on_uneven_paper, written
+from mnist_cnn.wild.classifier import load_classifier
+from mnist_cnn.wild.numbers import NUMBER_SIDE, groups_of, split_digits
+from mnist_cnn.wild.preprocess import find_ink
+from mnist_cnn.wild.reading import read
+
+WRITTEN = ("2024", "1975", "380", "4668")
+
+
+def undecided(views: np.ndarray) -> np.ndarray:
+    """A stand-in model with no opinion: where to cut is then decided by the digits' shapes alone."""
+    return np.full((len(views), 10), 0.1)
+
+
+def gray(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float32) / 255
+
+
+def photo(number: str, seed: int = 0) -> np.ndarray:
+    """A number written in dark pen on unevenly lit, grainy paper."""
+    return gray(on_uneven_paper(written(number, seed=seed), seed=seed))
+
+
+@pytest.mark.parametrize("number", WRITTEN)
+def test_a_written_number_splits_into_its_digits_left_to_right(number):
+    views, boxes = split_digits(photo(number), undecided)
+    assert views.shape == (len(number), 28, 28)
+    lefts = [box.left for box in boxes]
+    assert lefts == sorted(lefts) and all(box.right > box.left and box.bottom > box.top for box in boxes)
+    assert all(later.left >= earlier.right - 10 for earlier, later in pairwise(boxes))  # next to each other
+
+
+def test_a_blank_page_has_no_number():
+    answer = read(None, gray(on_uneven_paper(Image.new("L", (300, 120), 0))), numbers=True)
+    assert answer.digits == [] and answer.number == "" and answer.verdict == "no digit found"
+
+
+@pytest.mark.slow
+def test_composed_mnist_test_numbers_split_into_four_digits(real_mnist):
+    images, labels = mnist_test(real_mnist, REPORTING)
+    grays, texts = numbers(images, labels, 60, seed=7)
+    counts = [len(split_digits(image, undecided)[0]) for image in grays]
+    assert np.mean([count == 4 for count in counts]) >= 0.8
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_mnist_reads_composed_and_written_numbers(mnist_model, real_mnist):
+    classifier = load_classifier(mnist_model)
+    images, labels = mnist_test(real_mnist, REPORTING)
+    grays, texts = numbers(images, labels, 60, seed=8)
+    exact = [read(classifier, image, numbers=True).number == text for image, text in zip(grays, texts, strict=True)]
+    assert np.mean(exact) >= 0.75  # benchmarks/real_world.py measures it on more numbers and models
+    assert [read(classifier, photo(number), numbers=True).number for number in WRITTEN] == list(WRITTEN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", ["4668", "380"])
+def test_touching_digits_are_cut_apart_where_the_cut_is_clear(mnist_model, number):
+    touching = gray(on_uneven_paper(written(number, advance=0.6, seed=1)))
+    assert len(groups_of(find_ink(touching, NUMBER_SIDE))) < len(number)  # they touch: fewer pieces than digits
+    assert read(load_classifier(mnist_model), touching, numbers=True).number == number
