@@ -26,7 +26,7 @@ with long_lived_imports():
     from mnist_cnn.errors import EXIT_SOME_FAILED, UserError, first_line
     from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
-    from mnist_cnn.wild.reading import NOT_SURE_BELOW, Answer, read
+    from mnist_cnn.wild.reading import NOT_SURE_BELOW, Answer, check_digit_model, read
 
 COMMAND = Command(
     "predict",
@@ -105,6 +105,8 @@ def predict_files(
 ) -> tuple[list[tuple[Path, Answer]], list[str]]:
     """An answer per readable image (saving the 28x28 views if asked) and an error line per unreadable one."""
     classifier = load_classifier(model_dir)
+    if numbers:
+        check_digit_model(classifier.classes, "numbers=true")
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
     answers, errors = [], []

@@ -30,7 +30,7 @@ with long_lived_imports():
     from mnist_cnn.errors import UserError
     from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
-    from mnist_cnn.wild.reading import Answer, Digit, read
+    from mnist_cnn.wild.reading import Answer, Digit, check_digit_model, read
 
 COMMAND = Command(
     "serve",
@@ -107,6 +107,11 @@ def create_app(model_dir: Path) -> Flask:
         if upload is None:
             return jsonify(error="no image: send it as the multipart form field 'image'"), 400
         numbers = form_flag("numbers")
+        if numbers:
+            try:
+                check_digit_model(classifier.classes, "numbers=true")
+            except UserError as error:
+                return jsonify(error=str(error)), 400
         if not slots.acquire(timeout=BUSY_WAIT):
             return jsonify(error=f"busy: {PREDICTION_SLOTS} predictions are running; try again shortly"), 503
         try:

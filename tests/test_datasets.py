@@ -246,8 +246,14 @@ def test_a_letters_run_answers_with_letters_in_its_metrics_predictions_and_page(
     ((_, read),), errors = predict_files(run, [image])
     (letter,) = read.digits
     assert errors == [] and letter.label in letter.classes == list("abcdefghijklmnopqrstuvwxyz")
-    answer = create_app(run).test_client().post("/predict", data={"image": (image.open("rb"), "letter.png")}).get_json()
+    client = create_app(run).test_client()
+    answer = client.post("/predict", data={"image": (image.open("rb"), "letter.png")}).get_json()
     assert answer["label"] == letter.label and answer["classes"] == letter.classes
+    refusal = "numbers=true needs a model of the ten digits 0-9: this one's classes are a, b, c, d, e, ..."
+    with pytest.raises(UserError, match=refusal):
+        predict_files(run, [image], numbers=True)
+    refused = client.post("/predict", data={"image": (image.open("rb"), "letter.png"), "numbers": "true"})
+    assert refused.status_code == 400 and refused.get_json() == {"error": refusal}
 
 
 @pytest.mark.slow

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from mnist_cnn.errors import UserError
+from mnist_cnn.training.datasets import DIGITS
 from mnist_cnn.wild.classifier import probabilities
 from mnist_cnn.wild.numbers import Box, split_digits
 from mnist_cnn.wild.preprocess import NoDigitFound, to_mnist
@@ -85,3 +87,10 @@ def read(
     return Answer(
         [Digit(score, classes, view, box) for score, view, box in zip(scores, views, boxes, strict=True)], threshold
     )
+
+
+def check_digit_model(classes: list[str], what: str) -> None:
+    """Refuse, in one line, what only works for a model of the ten digits (numbers: widths are per digit)."""
+    if list(classes) != list(DIGITS):
+        shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
+        raise UserError(f"{what} needs a model of the ten digits 0-9: this one's classes are {shown}")
