@@ -5,7 +5,7 @@
 
 A recipe's runs not given as directories are trained first, one per seed (`experiment=wild` for
 the wild one), into outputs/real_world/<recipe>-seed<seed>; an accuracy is the mean over a recipe's
-runs. Rows: the categories of benchmarks/wild_categories.py, made from the second half of MNIST's
+runs. Rows: the categories of mnist_cnn/wild/categories.py, made from the second half of MNIST's
 test set (`per_category` images each), and the 440 labelled real-world images by source. Then
 wild minus default per seed, composed 4-digit numbers read exactly, and per run the confidence
 threshold calibrated on the first half of the test set (never on the rows above), how it does on
@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from benchmarks import old_preprocess
 from benchmarks.common import DEFAULT_DATA, REPO
-from benchmarks.wild_categories import CATEGORIES, REPORTING, TUNING, generate, mnist_test, numbers
+from mnist_cnn.wild.categories import CATEGORIES, REPORTING, TUNING, generate, mnist_test, numbers
 from mnist_cnn.wild.classifier import PixelClassifier, load_classifier, probabilities
 from mnist_cnn.wild.images import read_image
 from mnist_cnn.wild.preprocess import SIZE, NoDigitFound, centre_by_mass, fit_box, to_mnist

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.wild_categories import REPORTING, mnist_test, numbers
 from digit_images import on_uneven_paper, written
+from mnist_cnn.wild.categories import REPORTING, mnist_test, numbers
 from mnist_cnn.wild.classifier import load_classifier
 from mnist_cnn.wild.numbers import NUMBER_SIDE, groups_of, split_digits
 from mnist_cnn.wild.preprocess import find_ink

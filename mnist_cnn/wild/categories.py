@@ -1,4 +1,4 @@
-"""Hard kinds of real handwriting, made from MNIST's test digits: the categories the wild benchmark reports.
+"""Hard kinds of real handwriting, made from MNIST's test digits: what the wild benchmark reports.
 
 Every category turns one 28x28 MNIST test digit into an image as a person would bring it: a crop
 of a photo or scan around the digit (with a loose, random margin), or a small digit on a large
