@@ -1,8 +1,8 @@
 """One command-line style for every command: Hydra-style `key=value` arguments, `--help`, one-line errors.
 
 `train` is a Hydra app; the commands that read a finished run (evaluate, report, predict, export,
-serve) take the same `key=value` spelling through `parse_arguments`, which refuses unknown keys
-instead of ignoring them.
+serve, calibrate) take the same `key=value` spelling through `parse_arguments`, which refuses unknown
+keys instead of ignoring them.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Each image is preprocessed into an MNIST-style 28x28 character (mnist_cnn.wild.preprocess), or with
 numbers=true split into its digits left to right (mnist_cnn.wild.numbers), and classified by the
 run's best checkpoint, which answers with its own class names (a letters model's `k`, not 10).
-Every answer carries a verdict: sure, not sure (below min_confidence) or no digit found. A file
-that cannot be read gets a one-line error and the others are still predicted; the exit status is
-then 1 (EXIT_SOME_FAILED).
+Every answer carries a verdict: sure, not sure (below the run's calibrated threshold, see
+mnist_cnn.calibrate, or min_confidence) or no digit found. A file that cannot be read gets a
+one-line error and the others are still predicted; the exit status is then 1 (EXIT_SOME_FAILED).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ with long_lived_imports():
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import EXIT_SOME_FAILED, UserError, first_line
+    from mnist_cnn.wild.calibration import run_threshold
     from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
     from mnist_cnn.wild.reading import NOT_SURE_BELOW, Answer, check_digit_model, read
@@ -42,7 +43,10 @@ COMMAND = Command(
         "tta": Option(
             "test-time augmentation: average over the digit shifted a pixel and turned 10 degrees", default=False
         ),
-        "min_confidence": Option("answers below this confidence are 'not sure'", default=NOT_SURE_BELOW),
+        "min_confidence": Option(
+            f"answers below this confidence are 'not sure' (default: the run's calibrated threshold, else "
+            f"{NOT_SURE_BELOW})"
+        ),
     },
 )
 LABEL_COLUMNS = ("path", "label", "confidence", "top3", "verdict")
@@ -100,13 +104,17 @@ def predict_files(
     paths: list[Path],
     numbers: bool = False,
     tta: bool = False,
-    threshold: float = NOT_SURE_BELOW,
+    threshold: float | None = None,
     save_dir: Path | None = None,
 ) -> tuple[list[tuple[Path, Answer]], list[str]]:
-    """An answer per readable image (saving the 28x28 views if asked) and an error line per unreadable one."""
+    """An answer per readable image (saving the 28x28 views if asked) and an error line per unreadable one.
+
+    `threshold`: below it an answer is "not sure"; None takes the run's calibrated one.
+    """
     classifier = load_classifier(model_dir)
     if numbers:
         check_digit_model(classifier.classes, "numbers=true")
+    threshold = run_threshold(model_dir) if threshold is None else threshold
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
     answers, errors = [], []
@@ -148,16 +156,22 @@ def check_output(output: Path) -> None:
         raise UserError(f"output={output} cannot be written: choose a writable file")
 
 
+def checked_confidence(value: object) -> float | None:
+    """min_confidence= as given: None (the run's own threshold), or a number from 0 to 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+        raise UserError(f"min_confidence={value} is invalid: give a number from 0 to 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
         if args.output:
             check_output(Path(str(args.output)))
-        if not 0 <= float(args.min_confidence) <= 1:
-            raise UserError(f"min_confidence={args.min_confidence} is invalid: give a number from 0 to 1")
+        threshold = checked_confidence(args.min_confidence)
         save_dir = Path(str(args.save_preprocessed)) if args.save_preprocessed else None
         answers, errors = predict_files(
-            Path(str(args.model)), find_inputs(str(args.inputs)), args.numbers, args.tta, args.min_confidence, save_dir
+            Path(str(args.model)), find_inputs(str(args.inputs)), args.numbers, args.tta, threshold, save_dir
         )
     columns, make_row = (NUMBER_COLUMNS, number_row) if args.numbers else (LABEL_COLUMNS, label_row)
     rows = [make_row(path, answer) for path, answer in answers]

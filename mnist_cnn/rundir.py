@@ -67,6 +67,7 @@ class RunDir:
     EVAL = "eval.json"  # `evaluate`'s result on the run's own test set
     EVAL_ON = "eval_{}.json"  # `evaluate data=<name>`'s result on another data set, by its label (eval_usps.json)
     CLASSES = "classes.json"  # the class names, in the order of the model's outputs
+    CALIBRATION = "calibration.json"  # `calibrate`'s "not sure" threshold and how it was measured
     CHECKPOINTS = "checkpoints"
     # Lightning's file-name templates (without .ckpt) of the best and the every-epoch checkpoint
     BEST_CHECKPOINT_NAME = "best-epoch{epoch:02d}-val_acc{val/acc:.4f}"
@@ -113,6 +114,17 @@ class RunDir:
     def read_classes(self) -> list[str] | None:
         """The class names training recorded; None for runs written before they were."""
         return read_json(self.classes_file)["classes"] if self.classes_file.is_file() else None
+
+    @property
+    def calibration_file(self) -> Path:
+        return self.path / self.CALIBRATION
+
+    def write_calibration(self, calibration: dict[str, Any]) -> None:
+        write_json(self.calibration_file, calibration)
+
+    def read_calibration(self) -> dict[str, Any] | None:
+        """What `calibrate` measured; None for a run never calibrated."""
+        return read_json(self.calibration_file) if self.calibration_file.is_file() else None
 
     @property
     def checkpoints(self) -> Path:

@@ -5,7 +5,7 @@
 digit `{"label", "confidence", "sure", "probabilities", "top3", "box", "preprocessed"}`: the run's
 class name (a letters model answers `k`), the probabilities in the order of `classes`, and the 28x28
 view the model saw, as a PNG data URL; a single character's fields are also at the top level. The
-verdict is "sure", "not sure" (below reading.NOT_SURE_BELOW) or "no digit found" (then
+verdict is "sure", "not sure" (below the run's calibrated threshold) or "no digit found" (then
 `digits` is empty). Bad uploads get a 4xx JSON `{"error": ...}` and the app keeps serving.
 It runs on waitress with bounded worker threads, a timeout for idle and slow connections and a
 bound on concurrent predictions; it listens on 127.0.0.1 unless host= says otherwise.
@@ -28,6 +28,7 @@ with long_lived_imports():
 
     from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
     from mnist_cnn.errors import UserError
+    from mnist_cnn.wild.calibration import run_threshold
     from mnist_cnn.wild.classifier import load_classifier
     from mnist_cnn.wild.images import read_image
     from mnist_cnn.wild.reading import Answer, Digit, check_digit_model, read
@@ -88,6 +89,7 @@ def form_flag(name: str) -> bool:
 def create_app(model_dir: Path) -> Flask:
     """The app for one run's model, loaded once at start-up."""
     classifier = load_classifier(model_dir)
+    threshold = run_threshold(model_dir)
     slots = threading.BoundedSemaphore(PREDICTION_SLOTS)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
@@ -115,7 +117,7 @@ def create_app(model_dir: Path) -> Flask:
         if not slots.acquire(timeout=BUSY_WAIT):
             return jsonify(error=f"busy: {PREDICTION_SLOTS} predictions are running; try again shortly"), 503
         try:
-            answer = read(classifier, read_image(upload.read()), numbers, form_flag("tta"))
+            answer = read(classifier, read_image(upload.read()), numbers, form_flag("tta"), threshold)
         except UserError as error:
             return jsonify(error=f"the upload: {error}"), 400
         finally:

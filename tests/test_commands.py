@@ -15,7 +15,7 @@ from mnist_cnn.errors import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError
 from mnist_cnn.training.checks import check_override_keys
 from mnist_cnn.training.config import CONFIG_DIR, describe_groups
 
-COMMANDS = ("evaluate", "report", "predict", "export", "serve")
+COMMANDS = ("evaluate", "report", "predict", "export", "serve", "calibrate")
 EXAMPLE = Command(
     "example",
     "An example.",

@@ -167,7 +167,7 @@ def test_numbers_mode_gives_each_digits_confidence_and_box_left_to_right(trained
         ("tta=maybe", "error: tta=maybe is invalid: give true or false"),
         ("numbers=2", "error: numbers=2 is invalid: give true or false"),
         ("min_confidence=1.5", "error: min_confidence=1.5 is invalid: give a number from 0 to 1"),
-        ("min_confidence=high", "error: min_confidence=high is invalid: give a number"),
+        ("min_confidence=high", "error: min_confidence=high is invalid: give a number from 0 to 1"),
     ],
 )
 def test_bad_switches_are_one_line_errors(argument, message, trained_run, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """What predict and the page answer for an image: a digit (or a number, digit by digit), how sure, or nothing.
 
 A model trained on MNIST gives some digit a high probability for nearly anything, so an answer is
-"sure" only above a threshold calibrated on held-out data (benchmarks/real_world.py); below it the
+"sure" only above a threshold calibrated on held-out data (mnist_cnn.wild.calibration); below it the
 answer is "not sure" and the three likeliest digits are shown. A blank image is "no digit found".
 """
 
@@ -18,8 +18,8 @@ from mnist_cnn.wild.classifier import probabilities
 from mnist_cnn.wild.numbers import Box, split_digits
 from mnist_cnn.wild.preprocess import NoDigitFound, to_mnist
 
-# Calibrated by `python -m benchmarks.real_world` on the tuning half of its MNIST-test categories:
-# the lowest threshold whose sure answers were right at least 99% of the time.
+# The threshold of a run never calibrated: a fallback, not a measurement. `python -m mnist_cnn.calibrate`
+# stores a run's own threshold with it (mnist_cnn.wild.calibration), and predict and serve use that.
 NOT_SURE_BELOW = 0.9
 SURE, NOT_SURE, NO_DIGIT = "sure", "not sure", "no digit found"
 

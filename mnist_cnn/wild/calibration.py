@@ -1,0 +1,94 @@
+"""The "not sure" threshold of a run, calibrated on held-out digits, and how honest its confidence is.
+
+A network trained on MNIST gives some digit a high probability for nearly anything, so its
+confidence is only a score. The threshold turns it into a promise: it is the lowest confidence
+above which the run's answers were right at least SURE_ACCURACY of the time, measured on the hard
+categories (mnist_cnn.wild.categories) made from the TUNING half of MNIST's test set and
+preprocessed as predict preprocesses a photo. The REPORTING half, which the README's accuracy
+table is measured on, is never used here. `python -m mnist_cnn.calibrate` stores the result with
+the run (calibration.json); predict and serve read it from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from mnist_cnn.rundir import RunDir
+from mnist_cnn.wild.categories import CATEGORIES, TUNING, generate, mnist_test
+from mnist_cnn.wild.classifier import probabilities
+from mnist_cnn.wild.preprocess import NoDigitFound, to_mnist
+from mnist_cnn.wild.reading import NOT_SURE_BELOW
+
+SURE_ACCURACY = 0.99  # a "sure" answer is right at least this often on the tuning images
+ECE_BINS = 15
+PER_CATEGORY = 300  # tuning images per category: 2,700 in all, about 3 minutes of preprocessing on one core
+Mapper = Callable[[Callable[[np.ndarray], np.ndarray | None], Iterable[np.ndarray]], Iterator[np.ndarray | None]]
+
+
+def expected_calibration_error(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over ECE_BINS equal-width confidence bins."""
+    confidence, correct = scores.max(1), scores.argmax(1) == labels
+    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    return float(
+        sum(abs(confidence[bins == b].mean() - correct[bins == b].mean()) * (bins == b).mean() for b in np.unique(bins))
+    )
+
+
+def calibrated_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The lowest confidence above which answers were right at least SURE_ACCURACY of the time (1.0: none)."""
+    order = np.argsort(-scores.max(1))
+    correct = (scores.argmax(1) == labels)[order]
+    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
+    good = np.flatnonzero(running >= SURE_ACCURACY)
+    return float(scores.max(1)[order][good[-1]]) if good.size else 1.0
+
+
+def preprocessed(gray: np.ndarray) -> np.ndarray | None:
+    """predict's 28x28 view of an image; None where predict would answer "no digit found"."""
+    try:
+        return to_mnist(gray)
+    except NoDigitFound:
+        return None
+
+
+def category_views(digits: np.ndarray, labels: np.ndarray, mapper: Mapper = map) -> tuple[np.ndarray, np.ndarray]:
+    """Every category made from the given MNIST digits and preprocessed as predict would, with the labels.
+
+    Images predict would call blank are left out: they get no confidence to calibrate. `mapper`
+    applies the preprocessing (a process pool's map spreads it over cores).
+    """
+    grays = [gray for name in CATEGORIES for gray in generate(name, digits)]
+    views = list(mapper(preprocessed, grays))
+    kept = [index for index, view in enumerate(views) if view is not None]
+    return np.stack([views[index] for index in kept]), np.tile(labels, len(CATEGORIES))[kept]
+
+
+def tuning_views(data_root: str | Path, per_category: int, mapper: Mapper = map) -> tuple[np.ndarray, np.ndarray]:
+    """category_views of `per_category` digits drawn from the TUNING half of MNIST's test set."""
+    images, labels = mnist_test(data_root, TUNING)
+    chosen = np.random.default_rng(1).choice(len(images), min(per_category, len(images)), replace=False)
+    return category_views(images[chosen], labels[chosen], mapper)
+
+
+def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:
+    """What calibration.json records: the threshold, and how the tuning images fared against it."""
+    scores = probabilities(classifier, views)
+    threshold = calibrated_threshold(scores, labels)
+    sure = scores.max(1) >= threshold
+    return {
+        "not_sure_below": threshold,
+        "sure_accuracy": SURE_ACCURACY,
+        "tuning_images": len(labels),
+        "sure_share": float(sure.mean()),
+        "ece": expected_calibration_error(scores, labels),
+    }
+
+
+def run_threshold(model_dir: Path) -> float:
+    """The run's calibrated threshold, or NOT_SURE_BELOW for a run never calibrated."""
+    calibration = RunDir(model_dir).read_calibration()
+    return float(calibration["not_sure_below"]) if calibration else NOT_SURE_BELOW
