@@ -1,41 +1,113 @@
 """Accuracy on hard handwriting: plain resize vs the old and the new preprocessing, default vs wild models.
 
-    python -m benchmarks.real_world [default=<run dir>,...] [wild=<run dir>,...] [seeds=42,1,2]
+    python -m benchmarks.real_world [seeds=42,1,2] [device=auto] [workers=<CPU cores>]
+        [default=<run dir>,...] [wild=<run dir>,...] [runs=outputs/real_world] [limit_batches=<n>]
         [per_category=1000] [numbers=300] [calibration=300] [data_root=../shared/data]
 
-A recipe's runs not given as directories are trained first, one per seed (`experiment=wild` for
-the wild one), into outputs/real_world/<recipe>-seed<seed>; an accuracy is the mean over a recipe's
-runs. Rows: the categories of mnist_cnn/wild/categories.py, made from the second half of MNIST's
-test set (`per_category` images each), and the 440 labelled real-world images by source. Then
-wild minus default per seed, composed 4-digit numbers read exactly, and per run the confidence
-threshold calibrated on the first half of the test set (never on the rows above), how it does on
-the rows, and the expected calibration error (ECE) on MNIST's test set and the real-world images.
+A recipe's runs not given as directories are trained first, one per seed, on `device` (Lightning's
+trainer.accelerator: auto, cpu, gpu, ...), `experiment=wild` for the wild one, into
+<runs>/<recipe>-seed<seed>; a finished run already there is reused. limit_batches=<n> trains
+only n batches an epoch: a check that the whole benchmark runs, not a measurement (give it its own
+runs= folder). An accuracy is the mean over a recipe's runs. Rows: the categories of
+mnist_cnn/wild/categories.py, made from the second half of MNIST's test set (`per_category` images
+each), and the 440 labelled real-world images by source. Then wild minus default per seed,
+composed 4-digit numbers read exactly, and per run the "not sure" threshold as `calibrate` measures
+it on the first half of the test set (never on the rows above), how it does on the rows, and the
+expected calibration error (ECE) on MNIST's test set and the real-world images. Preprocessing and
+reading numbers, the slow parts, are spread over `workers` processes.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import multiprocessing
+import os
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import OmegaConf
 
 from benchmarks import old_preprocess
 from benchmarks.common import DEFAULT_DATA, REPO
-from mnist_cnn.wild.categories import CATEGORIES, REPORTING, TUNING, generate, mnist_test, numbers
+from mnist_cnn.cli import user_errors
+from mnist_cnn.errors import UserError
+from mnist_cnn.wild.calibration import Mapper, calibrate, expected_calibration_error, tuning_views
+from mnist_cnn.wild.categories import CATEGORIES, REPORTING, generate, mnist_test, numbers
 from mnist_cnn.wild.classifier import PixelClassifier, load_classifier, probabilities
 from mnist_cnn.wild.images import read_image
 from mnist_cnn.wild.preprocess import SIZE, NoDigitFound, centre_by_mass, fit_box, to_mnist
 from mnist_cnn.wild.reading import read
 
 RECIPES = {"default": ["trainer.max_epochs=2"], "wild": ["experiment=wild"]}  # default: as the README trains it
-SURE_ACCURACY = 0.99  # the threshold is the lowest confidence above which answers were right this often
-ECE_BINS = 15
+DEVICES = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")  # what trainer.accelerator takes
 Accuracies = dict[str, dict[str, dict[str, list[float]]]]  # recipe -> column -> row -> one accuracy per run
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The benchmark's arguments, checked."""
+
+    seeds: list[int]
+    device: str
+    workers: int
+    given: dict[str, list[Path]]  # recipe -> its runs given as directories
+    runs: Path
+    limit_batches: int | None
+    per_category: int
+    numbers: int
+    calibration: int
+    data_root: str
+
+
+def whole_number(args, key: str, default: int | None) -> int | None:
+    """A count argument: a whole number >= 1 (or its default), or one line saying so."""
+    value = args.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"{key}={value} is invalid: give a whole number >= 1")
+    return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        return [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise UserError(f"seeds={text} is invalid: give whole numbers separated by commas, e.g. seeds=42,1,2") from None
+
+
+KEYS = (*RECIPES, "seeds", "device", "workers", "runs", "limit_batches", "per_category", "numbers", "calibration")
+KEYS += ("data_root",)
+
+
+def settings(argv: list[str]) -> Settings:
+    """The command line's key=value arguments; an unknown key, device or count is refused in one line."""
+    args = OmegaConf.from_cli(argv)
+    unknown = [key for key in args if key not in KEYS]
+    if unknown:
+        raise UserError(f"{unknown[0]} is not an argument of benchmarks.real_world: known keys: {', '.join(KEYS)}")
+    device = str(args.get("device", "auto"))
+    if device not in DEVICES:
+        raise UserError(f"device={device} is invalid: allowed values are {' or '.join(DEVICES)}")
+    return Settings(
+        seeds=parse_seeds(str(args.get("seeds", "42,1,2"))),
+        device=device,
+        workers=whole_number(args, "workers", os.cpu_count() or 1),
+        given={name: [Path(run) for run in str(args[name]).split(",")] for name in RECIPES if name in args},
+        runs=Path(str(args.get("runs", REPO / "outputs" / "real_world"))),
+        limit_batches=whole_number(args, "limit_batches", None),
+        per_category=whole_number(args, "per_category", 1000),
+        numbers=whole_number(args, "numbers", 300),
+        calibration=whole_number(args, "calibration", 300),
+        data_root=str(args.get("data_root", DEFAULT_DATA)),
+    )
 
 
 def plain_resize(gray: np.ndarray) -> np.ndarray:
@@ -43,36 +115,53 @@ def plain_resize(gray: np.ndarray) -> np.ndarray:
     return np.clip(centre_by_mass(fit_box(gray.astype(np.float32))), 0, 1)
 
 
-def or_blank(prepare: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+def or_blank(prepare: Callable[[np.ndarray], np.ndarray], gray: np.ndarray) -> np.ndarray:
     """A view where "no digit found" is an empty frame, which no model reads right: it counts as an error."""
-
-    def view(gray: np.ndarray) -> np.ndarray:
-        try:
-            return prepare(gray)
-        except NoDigitFound:
-            return np.zeros((SIZE, SIZE), np.float32)
-
-    return view
+    try:
+        return prepare(gray)
+    except NoDigitFound:
+        return np.zeros((SIZE, SIZE), np.float32)
 
 
-VIEWS = {"plain": plain_resize, "old": or_blank(old_preprocess.to_mnist), "new": or_blank(to_mnist)}
+VIEWS = {
+    "plain": plain_resize,
+    "old": functools.partial(or_blank, old_preprocess.to_mnist),
+    "new": functools.partial(or_blank, to_mnist),
+}
 
 
-def train(name: str, seed: int, data_root: str) -> Path:
-    """Train the named recipe with a seed on MNIST (trainer defaults) unless that run exists; its directory."""
-    run_dir = REPO / "outputs" / "real_world" / f"{name}-seed{seed}"
+def one_thread() -> None:
+    """A pool worker computes on one core; the pool spreads the work."""
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def spread_over(workers: int) -> Iterator[Mapper]:
+    """A map that runs in `workers` processes (spawned: the parent holds torch's threads), or plain map."""
+    if workers == 1:
+        yield map
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=one_thread) as pool:
+        yield functools.partial(pool.map, chunksize=8)
+
+
+def train(name: str, seed: int, options: Settings) -> Path:
+    """Train the named recipe with a seed on MNIST unless that run is there; its directory."""
+    run_dir = options.runs / f"{name}-seed{seed}"
     if not (run_dir / "metrics.json").is_file():
         command = [sys.executable, "-m", "mnist_cnn.train", *RECIPES[name], f"seed={seed}"]
-        command += [f"data.root={data_root}", "data.download=false", f"hydra.run.dir={run_dir}"]
+        command += [f"trainer.accelerator={options.device}", f"hydra.run.dir={run_dir}"]
+        command += [f"data.root={options.data_root}", "data.download=false"]
+        if options.limit_batches:
+            command += [f"+trainer.limit_{part}_batches={options.limit_batches}" for part in ("train", "val")]
         subprocess.run(command, cwd=REPO, check=True)
     return run_dir
 
 
-def run_dirs(args, name: str, data_root: str) -> list[Path]:
-    """The runs given for a recipe (comma-separated), or one trained per seed."""
-    if name in args:
-        return [Path(folder) for folder in str(args[name]).split(",")]
-    return [train(name, int(seed), data_root) for seed in str(args.get("seeds", "42,1,2")).split(",")]
+def run_dirs(options: Settings, name: str) -> list[Path]:
+    """The runs given for a recipe, or one trained per seed."""
+    return options.given.get(name) or [train(name, seed, options) for seed in options.seeds]
 
 
 def load_labelled(folder: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
@@ -93,6 +182,14 @@ def labelled_rows(data_root: str, per_category: int) -> dict[str, tuple[list[np.
         picked = [index for index, name in enumerate(sources) if name == source]
         rows[source] = ([real[index] for index in picked], real_labels[picked])
     return rows
+
+
+def all_views(rows, mapper: Mapper) -> dict[str, dict[str, np.ndarray]]:
+    """View -> row -> the row's images as that view prepares them."""
+    return {
+        view: {row: np.stack(list(mapper(prepare, grays))) for row, (grays, _) in rows.items()}
+        for view, prepare in VIEWS.items()
+    }
 
 
 def accuracies(models: dict[str, list[PixelClassifier]], views: dict[str, dict[str, np.ndarray]], rows) -> Accuracies:
@@ -152,56 +249,55 @@ def print_wild_minus_default(table: Accuracies, counts: dict[str, int]) -> None:
         print(f"{row:<28}  " + "  ".join(f"{100 * (w - d):+6.1f}" for w, d in zip(wild, default, strict=False)))
 
 
-def numbers_read(run: PixelClassifier, grays: list[np.ndarray], texts: list[str]) -> float:
-    """The share of numbers read exactly."""
-    return float(
-        np.mean([read(run, gray, numbers=True).number == text for gray, text in zip(grays, texts, strict=True)])
-    )
+@functools.cache
+def classifier_of(run_dir: Path) -> PixelClassifier:
+    """A run's classifier, loaded once per process."""
+    return load_classifier(run_dir)
 
 
-def expected_calibration_error(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over ECE_BINS equal-width confidence bins."""
-    confidence, correct = scores.max(1), scores.argmax(1) == labels
-    bins = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
-    return float(
-        sum(abs(confidence[bins == b].mean() - correct[bins == b].mean()) * (bins == b).mean() for b in np.unique(bins))
-    )
+def number_read(run_dir: Path, gray: np.ndarray) -> str:
+    return read(classifier_of(run_dir), gray, numbers=True).number
 
 
-def calibrated_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The lowest confidence above which answers were right at least SURE_ACCURACY of the time."""
-    order = np.argsort(-scores.max(1))
-    correct = (scores.argmax(1) == labels)[order]
-    running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
-    good = np.flatnonzero(running >= SURE_ACCURACY)
-    return float(scores.max(1)[order][good[-1]]) if good.size else 1.0
+def exactly_read(run_dir: Path, grays: list[np.ndarray], texts: list[str], mapper: Mapper) -> float:
+    """The share of numbers the run reads exactly."""
+    read_numbers = list(mapper(functools.partial(number_read, run_dir), grays))
+    return float(np.mean([got == text for got, text in zip(read_numbers, texts, strict=True)]))
 
 
-def tuning_views(data_root: str, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """New-preprocessing views of every category from the TUNING half: for calibrating the threshold only."""
-    images, labels = mnist_test(data_root, TUNING)
-    chosen = np.random.default_rng(1).choice(len(images), count, replace=False)
-    views = [np.stack([VIEWS["new"](gray) for gray in generate(name, images[chosen])]) for name in CATEGORIES]
-    return np.concatenate(views), np.tile(labels[chosen], len(CATEGORIES))
+def print_numbers(runs: dict[str, list[Path]], options: Settings, mapper: Mapper) -> None:
+    """Per run: the share of composed 4-digit numbers (from REPORTING digits) read exactly."""
+    images, labels = mnist_test(options.data_root, REPORTING)
+    grays, texts = numbers(images, labels, options.numbers)
+    print(f"\ncomposed 4-digit numbers read exactly ({len(texts)}, from REPORTING digits), per run")
+    for name, dirs in runs.items():
+        exact = [exactly_read(run, grays, texts, mapper) for run in dirs]
+        print(f"{name}: " + "  ".join(f"{share:.1%}" for share in exact) + f"  mean {np.mean(exact):.1%}")
 
 
-def print_confidence(models, views: dict[str, np.ndarray], rows, data_root: str, calibration: int) -> None:
-    """Per run: the threshold from TUNING, the share of sure answers and their accuracy on the rows, ECE."""
-    tuning, tuning_labels = tuning_views(data_root, calibration)
-    mnist, mnist_labels = mnist_test(data_root, slice(None))
+def share(flags: np.ndarray) -> str:
+    """The share of true flags as a percentage; n/a when there are none to count."""
+    return f"{flags.mean():.2%}" if flags.size else "n/a"
+
+
+def print_confidence(models, views: dict[str, np.ndarray], rows, options: Settings, mapper: Mapper) -> None:
+    """Per run: the threshold `calibrate` finds on TUNING, the share of sure answers and their accuracy on the
+    rows, and ECE."""
+    tuning, tuning_labels = tuning_views(options.data_root, options.calibration, mapper)
+    mnist, mnist_labels = mnist_test(options.data_root, slice(None))
     digits = np.concatenate(list(views.values()))
     labels = np.concatenate([rows[row][1] for row in views])
     real = np.concatenate([np.full(len(rows[row][1]), row not in CATEGORIES) for row in views])
     print("\nconfidence, new preprocessing: threshold calibrated on the TUNING half, then on the rows above")
     for name, runs in models.items():
         for index, run in enumerate(runs):
-            threshold = calibrated_threshold(probabilities(run, tuning), tuning_labels)
+            threshold = calibrate(run, tuning, tuning_labels)["not_sure_below"]
             scores = probabilities(run, digits)
             sure, right = scores.max(1) >= threshold, scores.argmax(1) == labels
             print(
-                f"{name}[{index}] threshold {threshold:.3f}: generated sure {sure[~real].mean():.1%} "
-                f"(right {right[~real & sure].mean():.2%}, not sure right {right[~real & ~sure].mean():.1%}); "
-                f"real-world sure {sure[real].mean():.1%} (right {right[real & sure].mean():.2%}); "
+                f"{name}[{index}] threshold {threshold:.3f}: generated sure {share(sure[~real])} "
+                f"(right {share(right[~real & sure])}, not sure right {share(right[~real & ~sure])}); "
+                f"real-world sure {share(sure[real])} (right {share(right[real & sure])}); "
                 f"ECE MNIST test {expected_calibration_error(probabilities(run, mnist), mnist_labels):.4f}, "
                 f"real-world {expected_calibration_error(scores[real], labels[real]):.4f}, "
                 f"generated {expected_calibration_error(scores[~real], labels[~real]):.4f}"
@@ -209,26 +305,20 @@ def print_confidence(models, views: dict[str, np.ndarray], rows, data_root: str,
 
 
 def main(argv: list[str]) -> None:
-    args = OmegaConf.from_cli(argv)
-    data_root = str(args.get("data_root", DEFAULT_DATA))
-    models = {name: [load_classifier(run) for run in run_dirs(args, name, data_root)] for name in RECIPES}
-    rows = labelled_rows(data_root, int(args.get("per_category", 1000)))
+    with user_errors():
+        options = settings(argv)
+        runs = {name: run_dirs(options, name) for name in RECIPES}
+        models = {name: [classifier_of(run) for run in dirs] for name, dirs in runs.items()}
+        rows = labelled_rows(options.data_root, options.per_category)
     counts = {row: len(labels) for row, (_, labels) in rows.items()}
-    views = {
-        view: {row: np.stack([prepare(gray) for gray in grays]) for row, (grays, _) in rows.items()}
-        for view, prepare in VIEWS.items()
-    }
-    table = accuracies(models, views, rows)
-    with_totals(table, counts)
-    print_accuracy(table, counts)
-    print_wild_minus_default(table, counts)
-    images, labels = mnist_test(data_root, REPORTING)
-    grays, texts = numbers(images, labels, int(args.get("numbers", 300)))
-    print(f"\ncomposed 4-digit numbers read exactly ({len(texts)}, from REPORTING digits), per run")
-    for name, runs in models.items():
-        exact = [numbers_read(run, grays, texts) for run in runs]
-        print(f"{name}: " + "  ".join(f"{share:.1%}" for share in exact) + f"  mean {np.mean(exact):.1%}")
-    print_confidence(models, views["new"], rows, data_root, int(args.get("calibration", 300)))
+    with spread_over(options.workers) as mapper:
+        views = all_views(rows, mapper)
+        table = accuracies(models, views, rows)
+        with_totals(table, counts)
+        print_accuracy(table, counts)
+        print_wild_minus_default(table, counts)
+        print_numbers(runs, options, mapper)
+        print_confidence(models, views["new"], rows, options, mapper)
 
 
 if __name__ == "__main__":
