@@ -169,6 +169,14 @@ class RunDir:
     def read_metrics(self) -> dict[str, Any]:
         return read_json(self.metrics_file)
 
+    def status(self) -> str | None:
+        """metrics.json's status (ok, diverged or failed); None before the run has finished or failed."""
+        return self.read_metrics().get("status") if self.metrics_file.is_file() else None
+
+    def finished(self) -> bool:
+        """Trained to its end: ok, or stopped by a non-finite loss. A sweep keeps such a job; a failed one runs again."""
+        return self.status() in ("ok", "diverged")
+
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         write_json(self.metrics_file, metrics)
 

@@ -87,6 +87,9 @@ def run_sweep_job(cfg: DictConfig) -> float:
 
 def run_locked(cfg: DictConfig, run_dir: RunDir) -> float:
     """The job itself, its directory locked: a failure is written to its metrics.json, a signal noted."""
+    if run_dir.finished():  # by another process resuming the same sweep, since this one launched it
+        log.info("skipped: another process has finished this job")
+        return math.nan
     hydra = HydraConfig.get()
     overrides = resumable_overrides(hydra.overrides.task) if cfg.resume else hydra.overrides.task
     try:

@@ -45,14 +45,6 @@ from mnist_cnn.sweeps.stop import STOP
 from mnist_cnn.training.resume import unfinished
 
 log = logging.getLogger(__name__)
-FINISHED = ("ok", "diverged")  # a job with one of these statuses is kept by a resumed sweep
-
-
-def status(job: RunDir) -> str | None:
-    """The status in a job's metrics.json: ok, diverged or failed; None before it finished."""
-    return job.read_metrics().get("status") if job.metrics_file.is_file() else None
-
-
 class GridSweeper(BasicSweeper):
     def __init__(
         self,
@@ -119,9 +111,8 @@ class GridSweeper(BasicSweeper):
                 "start a new sweep, or restore the grid it started with"
             )
         self.job_dirs = sweep_dir.numbered_jobs()
-        statuses = {num: status(job) for num, job in self.job_dirs.items()}
-        done = {num for num, state in statuses.items() if state in FINISHED}
-        failed = [num for num, state in statuses.items() if state == "failed"]
+        done = {num for num, job in self.job_dirs.items() if job.finished()}
+        failed = [num for num, job in self.job_dirs.items() if job.status() == "failed"]
         log.info(
             "resuming %s: %d of %d jobs finished and kept, %d failed and run again, %d to run",
             sweep_dir.path,
@@ -135,7 +126,7 @@ class GridSweeper(BasicSweeper):
     def launch_of(self, job: PlannedJob) -> list[Launch]:
         """The job with the overrides it runs with now, or nothing when the run it continues did not finish."""
         existing = self.job_dirs.get(job.num)
-        if existing and status(existing) == "failed":
+        if existing and existing.status() == "failed":
             log.info("job %d failed before (%s): running it again", job.num, existing.read_metrics().get("error"))
             existing.metrics_file.unlink()
         if existing and existing.last_checkpoint.is_file():
@@ -146,7 +137,7 @@ class GridSweeper(BasicSweeper):
         problem = unfinished(source, job.max_epochs - job.epochs) if source else "it never started"
         if problem is None:
             return [(job, [*job.overrides, quoted("continue_from", str(source.path))])]
-        if source and status(source) is not None:
+        if source and source.status() is not None:
             log.info(
                 "job %d trains all its epochs itself: job %d, whose run it would continue, %s",
                 job.num,
