@@ -174,7 +174,7 @@ class RunDir:
         return self.read_metrics().get("status") if self.metrics_file.is_file() else None
 
     def finished(self) -> bool:
-        """Trained to its end: ok, or stopped by a non-finite loss. A sweep keeps such a job; a failed one runs again."""
+        """Trained to its end: ok, or stopped by a non-finite loss (a sweep keeps it; a failed job runs again)."""
         return self.status() in ("ok", "diverged")
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:

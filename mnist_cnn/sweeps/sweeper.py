@@ -45,6 +45,8 @@ from mnist_cnn.sweeps.stop import STOP
 from mnist_cnn.training.resume import unfinished
 
 log = logging.getLogger(__name__)
+
+
 class GridSweeper(BasicSweeper):
     def __init__(
         self,
