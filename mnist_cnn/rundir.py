@@ -224,6 +224,7 @@ class SweepDir:
     MULTIRUN = "multirun.yaml"  # the sweep's config and command-line overrides, as it started
     PLAN = "sweep_plan.json"  # every job of the grid, what it trains, and when this session started
     LOCK = ".lock"  # held while the summary is written
+    STOP = "stop_requested"  # written when a signal stops the sweep: jobs that start later return at once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))

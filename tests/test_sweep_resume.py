@@ -52,18 +52,22 @@ def uninterrupted(tiny_mnist, tmp_path_factory) -> Path:
     return only_sweep(workdir)
 
 
-def killed_after_the_second_job(data_root: Path, workdir: Path) -> tuple[Path, str]:
-    """A sweep stopped by SIGTERM once its jobs 0 and 1 have finished; its directory and the resume command."""
-    process = start_command("mnist_cnn.train", *grid_arguments(data_root), cwd=workdir)
+def stopped_sweep(arguments: list[str], workdir: Path, once: str, within_s: float = 180) -> tuple[Path, str]:
+    """A sweep stopped by SIGTERM once a file matching `once` exists; its directory and the resume command."""
+    process = start_command("mnist_cnn.train", *arguments, cwd=workdir)
     deadline = time.monotonic() + 240
-    while not list((workdir / "outputs" / "sweeps").glob("*/1_*/metrics.json")):
+    while not list((workdir / "outputs" / "sweeps").glob(once)):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=180)
+    _, stderr = process.communicate(timeout=within_s)
     assert process.returncode == EXIT_INTERRUPTED, stderr[-3000:]
     (command,) = [line.split("with: ", 1)[1] for line in stderr.splitlines() if line.startswith("continue the sweep")]
     return only_sweep(workdir), command
+
+
+def killed_after_the_second_job(data_root: Path, workdir: Path) -> tuple[Path, str]:
+    return stopped_sweep(grid_arguments(data_root), workdir, once="*/1_*/metrics.json")
 
 
 def results_lines(job: Path) -> int:
@@ -103,6 +107,22 @@ def test_two_processes_resuming_one_sweep_at_once_run_each_job_once(uninterrupte
         assert process.returncode == 0, stderr[-3000:]
     assert [results_lines(job.path) for job in SweepDir(sweep_dir).jobs()] == [1, 1, 1, 1]
     assert comparable(read_summary(sweep_dir)) == comparable(read_summary(uninterrupted))
+
+
+@pytest.mark.slow
+def test_a_signal_to_a_joblib_sweep_reaches_its_parallel_jobs_and_the_sweep_resumes(tiny_mnist, tmp_path):
+    # Two epochs and more, so the signal lands while both workers train.
+    arguments = [
+        *grid_arguments(tiny_mnist),
+        "trainer.max_epochs=2,3",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+    ]
+    sweep_dir, command = stopped_sweep(arguments, tmp_path, once="*/[01]_*/checkpoints/last.ckpt", within_s=60)
+    assert "interrupted" in [row["status"] for row in read_summary(sweep_dir)]
+    resumed = run_command(*shlex.split(command)[2:], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [(row["status"], row["epochs"]) for row in read_summary(sweep_dir)] == [("ok", "2")] * 2 + [("ok", "3")] * 2
 
 
 @pytest.mark.slow

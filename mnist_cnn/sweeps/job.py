@@ -68,9 +68,9 @@ def run_sweep_job(cfg: DictConfig) -> float:
     job, one line says how the whole sweep stands (sweeps/progress.py).
     """
     hydra = HydraConfig.get()
-    run_dir = RunDir(hydra.runtime.output_dir)
+    run_dir, sweep_dir = RunDir(hydra.runtime.output_dir), SweepDir(Path(hydra.sweep.dir).absolute())
     STOP.watch_signals()
-    if STOP.requested:
+    if STOP.stopped(sweep_dir.file(sweep_dir.STOP)):
         log.info("not run: the sweep was asked to stop")
         return math.nan
     share_cores()
@@ -81,7 +81,7 @@ def run_sweep_job(cfg: DictConfig) -> float:
         log.warning("skipped: %s", busy)
         return math.nan
     if not STOP.requested:
-        log_progress(SweepDir(Path(hydra.sweep.dir).absolute()))
+        log_progress(sweep_dir)
     return score
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -61,23 +61,29 @@ class GridSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         sweep_dir = SweepDir(Path(self.config.hydra.sweep.dir).absolute())
-        STOP.watch_signals()
         grid = self.grid(arguments)
         plan = plan_jobs(grid)
         with user_errors():
             done = self.resume_state(sweep_dir, plan) if self.resume else self.start(sweep_dir)
+        sweep_dir.file(sweep_dir.STOP).unlink(missing_ok=True)  # an earlier session's
+        STOP.watch_signals(sweep_dir.file(sweep_dir.STOP))
         sweep_dir.write_plan(plan_record(plan, time.time(), done))
         sharing = describe_sharing(grid, plan)
         if sharing:
             log.info(sharing)
         returns = []
         for level in levels(plan):
-            if STOP.requested:
-                break
-            launches = [launch for job in level if job.num not in done for launch in self.launch_of(job)]
-            for batch in consecutive(launches, self.max_batch_size):
+            for batch in consecutive(self.launches(level, done), self.max_batch_size):
+                if STOP.requested:  # a signal: no further batch
+                    return returns
                 returns.append(self.run_batch(batch))
         return returns
+
+    def launches(self, level: list[PlannedJob], done: set[int]) -> Iterator[Launch]:
+        """The level's jobs still to run, decided as the launcher gets them: after the levels before have run."""
+        for job in level:
+            if job.num not in done:
+                yield from self.launch_of(job)
 
     def grid(self, arguments: list[str]) -> list[GridJob]:
         """Every combination of the grid, in Hydra's order, with what its composed config allows."""
