@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 
 class GridSweeper(BasicSweeper):
+    """Hydra's basic sweeper's grid and batching, run level by level from a saved plan (see the module)."""
+
     def __init__(
         self,
         max_batch_size: int | None = None,
