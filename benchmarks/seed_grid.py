@@ -204,7 +204,7 @@ def main() -> None:
         f"beyond their images: {fixed.per_epoch:.2f} s per epoch, {fixed.per_job:.2f} s per job "
         "(checkpoints, logs, loops, starting a job; from the two sweeps above)"
     )
-    print("projected full-data seed grid on this machine, one job at a time:")
+    print(f"projected full-data time of this grid ({len(alone['plan'])} jobs) on this machine, one job at a time:")
     for model, (training, eval_rate) in rates.items():
         before = grid_seconds(alone["plan"], training, eval_rate, fixed)
         after = grid_seconds(shared["plan"], training, eval_rate, fixed)
