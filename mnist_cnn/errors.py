@@ -20,6 +20,10 @@ class UserError(ValueError):
     """Bad input the user can fix: a config value, a data file, a run directory."""
 
 
+class RunBusy(UserError):
+    """Another process holds the run directory's lock: it is training there now."""
+
+
 class TrainingInterrupted(Exception):
     """SIGTERM (e.g. SLURM preemption) or Ctrl+C stopped training after last.ckpt was saved."""
 

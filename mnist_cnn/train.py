@@ -16,6 +16,7 @@ from mnist_cnn.cli import user_errors
 from mnist_cnn.errors import EXIT_INTERRUPTED, TrainingInterrupted
 from mnist_cnn.rundir import register_resolvers
 from mnist_cnn.startup import long_lived_imports
+from mnist_cnn.sweeps.resume import sweep_arguments
 from mnist_cnn.training.checks import check_override_keys
 from mnist_cnn.training.config import describe_groups
 
@@ -63,9 +64,13 @@ def train(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    """The command (and the `mnist-train` script): a mistyped key is refused before Hydra starts."""
+    """The command (and the `mnist-train` script): a mistyped key is refused before Hydra starts.
+
+    `-m resume=<sweep dir>` becomes the sweep's own command line first (sweeps/resume.py).
+    """
     if not any(word in HELP_FLAGS for word in sys.argv[1:]):
         with user_errors():
+            sys.argv[1:] = sweep_arguments(sys.argv[1:])
             check_override_keys(sys.argv[1:])
     train()
 

@@ -228,7 +228,7 @@ def test_slurm_preset_runs_one_task_per_device():
 
 
 @pytest.mark.slow
-def test_sigterm_stops_the_whole_sweep_keeps_what_finished_and_prints_a_resume_command_that_parses(tmp_path):
+def test_sigterm_stops_the_whole_sweep_keeps_what_finished_and_prints_the_command_that_resumes_it(tmp_path):
     data_root = make_mnist_root(tmp_path / "data", train=1200)
     overrides = sweep_overrides(data_root, "trainer.max_epochs=3", "data.batch_size=16", "optim.lr=0.001,0.002,0.003")
     process = start_command("mnist_cnn.train", "-m", *overrides, cwd=tmp_path)
@@ -243,12 +243,11 @@ def test_sigterm_stops_the_whole_sweep_keeps_what_finished_and_prints_a_resume_c
     (sweep_dir,) = (tmp_path / "outputs" / "sweeps").iterdir()
     statuses = [row["status"] for row in read_summary(sweep_dir)]
     assert statuses[0] == "ok" and statuses[1] == "interrupted" and statuses[2:] in ([], ["not run"])
-    (command,) = [
-        line.split("with: ", 1)[1] for line in stderr.splitlines() if line.startswith("continue the interrupted")
-    ]
+    (command,) = [line.split("with: ", 1)[1] for line in stderr.splitlines() if line.startswith("continue the sweep")]
     words = shlex.split(command)
-    assert words[:3] == ["python", "-m", "mnist_cnn.train"]
+    assert words[:4] == ["python", "-m", "mnist_cnn.train", "-m"]
     resumed = run_command(*words[2:], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    job = sweep_dir / read_summary(sweep_dir)[1]["job"]
-    assert json.loads((job / "metrics.json").read_text())["epochs"] == 3
+    rows = read_summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["ok"] * 3
+    assert json.loads((sweep_dir / rows[1]["job"] / "metrics.json").read_text())["epochs"] == 3

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_cnn.errors import EXIT_INTERRUPTED, EXIT_SOME_FAILED
 from mnist_cnn.rundir import PRESET_GROUPS, RunDir, SweepDir
+from mnist_cnn.sweeps.resume import resume_command
 from mnist_cnn.sweeps.stop import STOP
 
 log = logging.getLogger(__name__)
@@ -204,14 +205,14 @@ class SweepSummary(Callback):
         record_sweep(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = SweepDir(Path(config.hydra.sweep.dir))
+        sweep_dir = SweepDir(Path(config.hydra.sweep.dir).absolute())
         if not sweep_dir.jobs():
             return
-        rows = summarize(sweep_dir)
+        with sweep_dir.lock():  # two processes resuming one sweep take turns
+            rows = summarize(sweep_dir)
         print_summary(rows, sweep_dir)
         if STOP.requested:
-            for command in STOP.resume_commands():
-                print(f"continue the interrupted job with: {command}", file=sys.stderr)
+            print(f"continue the sweep with: {resume_command(sweep_dir)}", file=sys.stderr)
             print(
                 f"the sweep was stopped by a signal; the summary covers the jobs that finished: {sweep_dir.path}",
                 file=sys.stderr,

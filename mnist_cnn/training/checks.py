@@ -25,7 +25,7 @@ from mnist_cnn.errors import EXIT_BUG, UserError, first_line
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.config import CONFIG_DIR, compose_config
 from mnist_cnn.training.datasets import check_files, describe, is_complete, train_set_size
-from mnist_cnn.training.resume import check_run_dir, resumed_config
+from mnist_cnn.training.resume import check_run_dir, continued_run, resumed_config
 from mnist_cnn.training.schema import validate
 
 
@@ -75,9 +75,10 @@ def check_init_from(path: Path) -> Path:
 def prepare(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The config a run trains with, every value checked, its data in place and its directory made ready.
 
-    For `resume=` that is the saved config plus the resumable `overrides`; `data.root` becomes
-    absolute, so the saved config works from any folder. A missing MNIST is downloaded here, so a
-    failed download leaves no run directory behind. `run(cfg, run_dir)` expects this.
+    For `resume=` that is the saved config plus the resumable `overrides`; `data.root` (and
+    `init_from`, `continue_from`) become absolute, so the saved config works from any folder. A
+    missing MNIST is downloaded here, so a failed download leaves no run directory behind.
+    `run(cfg, run_dir)` expects this.
     """
     if cfg.resume:
         cfg = resumed_config(cfg, overrides)
@@ -86,6 +87,8 @@ def prepare(cfg: DictConfig, run_dir: Path, overrides: Sequence[str] = ()) -> Di
     check_config(cfg)
     if cfg.init_from and not cfg.resume:
         cfg.init_from = str(check_init_from(Path(cfg.init_from)))
+    if cfg.continue_from and not cfg.resume:
+        cfg.continue_from = continued_run(cfg)
     spec = describe(cfg.data)
     if cfg.data.download and not is_complete(spec, cfg.data.root):
         from mnist_cnn.training.data import download_once  # torch, only when there is something to fetch

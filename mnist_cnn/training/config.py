@@ -86,6 +86,7 @@ def upgrade_config(saved: DictConfig) -> DictConfig:
     cfg = copy.deepcopy(saved)
     with open_dict(cfg):
         cfg.setdefault("init_from", None)
+        cfg.setdefault("continue_from", None)
         cfg.trainer.setdefault("enable_model_summary", False)
         if "speed" not in cfg:
             cfg.speed = {

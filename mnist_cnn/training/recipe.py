@@ -27,6 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from mnist_cnn.errors import TrainingInterrupted
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.training.checkpoints import AtomicCheckpointIO, load_initial_weights, load_weights
+from mnist_cnn.training.continuation import take_over
 from mnist_cnn.training.data import ImageDataModule
 from mnist_cnn.training.figures import confusion_figure, curves_figure, mistakes_figure, save
 from mnist_cnn.training.hparams import flat_hparams, log_final_results
@@ -42,6 +43,11 @@ CHECKPOINT_NAMES = {"best_checkpoint": RunDir.BEST_CHECKPOINT_NAME, "last_checkp
 
 def build_datamodule(cfg: DictConfig) -> ImageDataModule:
     return ImageDataModule(**OmegaConf.to_container(cfg.data, resolve=True), seed=cfg.seed)
+
+
+def logger_names(cfg: DictConfig) -> list[str]:
+    """The keys of the `logger` config's non-null nodes: each logger's folder in the run directory."""
+    return [name for name, node in (OmegaConf.select(cfg, "logger") or {}).items() if node is not None]
 
 
 def build_loggers(settings: DictConfig, run_dir: RunDir, resume_step: int | None = None) -> list[Logger]:
@@ -159,7 +165,9 @@ def run(
 def train_and_measure(cfg: DictConfig, run_dir: RunDir, choices: Mapping[str, str], differing: Sequence[str]) -> float:
     started = time.perf_counter()
     quiet_known_noise()
-    resume_from = run_dir.last_checkpoint if cfg.resume else None
+    if cfg.continue_from and not cfg.resume:  # a new run that starts as a finished run at its last epoch
+        take_over(RunDir(cfg.continue_from), run_dir, logger_names(cfg))
+    resume_from = run_dir.last_checkpoint if cfg.resume or cfg.continue_from else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg)

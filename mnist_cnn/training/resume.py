@@ -1,14 +1,16 @@
-"""Continuing a run in its own directory, and never training over another run.
+"""Continuing a run in its own directory or in a new one, and never training over another run.
 
 `resume=<run dir>` rebuilds the run from the `config.yaml` saved there, so a resumed run cannot
 silently become a different experiment: only settings that change how long or where it trains
-may be given again on the command line.
+may be given again on the command line. `continue_from=<run dir>` starts a new run as a finished
+run's continuation to more epochs; its config may differ from that run's in the same settings only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -79,6 +81,76 @@ def resumed_config(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     saved.resume = str(run_dir.path)
     refuse_a_finished_run(run_dir, saved.trainer.max_epochs)
     return saved
+
+
+def resumable_overrides(overrides: Sequence[str]) -> list[str]:
+    """The overrides a resume may give, out of a sweep job's: the others are in the saved config already."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    return [override.input_line for override in parsed if override.key_or_group in RESUMABLE_KEYS]
+
+
+def unfinished(run_dir: RunDir, max_epochs: int) -> str | None:
+    """Why another run cannot continue this one's training (None: it finished all its max_epochs epochs)."""
+    if not run_dir.metrics_file.is_file():
+        return "it has not finished"
+    metrics = run_dir.read_metrics()
+    if metrics.get("status") != "ok":
+        return f"it {metrics.get('status')}"
+    if metrics.get("epochs") != max_epochs:
+        return f"it stopped after {metrics.get('epochs')} of its {max_epochs} epochs"
+    if not run_dir.last_checkpoint.is_file():
+        return f"it has no {run_dir.last_checkpoint.relative_to(run_dir.path)}"
+    return None
+
+
+def flat_values(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"optim.lr": 0.001, ...}: a plain config's leaves (and empty sections) by their dotted keys."""
+    if not isinstance(node, dict) or not node:
+        return {prefix: node}
+    return {
+        key: value
+        for name, inner in node.items()
+        for key, value in flat_values(inner, f"{prefix}.{name}" if prefix else str(name)).items()
+    }
+
+
+def first_difference(saved: DictConfig, cfg: DictConfig, allowed: Sequence[str]) -> tuple[str, Any, Any] | None:
+    """The first key, outside `allowed`, whose value differs between two configs, with both values."""
+    before = flat_values(OmegaConf.to_container(saved, resolve=True))
+    after = flat_values(OmegaConf.to_container(cfg, resolve=True))
+    for key in sorted(before.keys() | after.keys()):
+        if key not in allowed and before.get(key) != after.get(key):
+            return key, before.get(key), after.get(key)
+    return None
+
+
+def continued_run(cfg: DictConfig) -> str:
+    """The finished run `continue_from` names, as an absolute path, checked to be this run's first epochs."""
+    source = RunDir(Path(cfg.continue_from).absolute())
+    if not source.config_file.is_file():
+        raise UserError(f"continue_from={cfg.continue_from} is not a run directory: give the folder of a finished run")
+    saved = load_run_config(source)
+    problem = unfinished(source, saved.trainer.max_epochs)
+    if problem:
+        raise UserError(f"continue_from={source.path} cannot be continued ({problem}): drop continue_from")
+    if saved.trainer.max_epochs >= cfg.trainer.max_epochs:
+        raise UserError(
+            f"continue_from={source.path} trained {saved.trainer.max_epochs} epochs already: give "
+            "trainer.max_epochs above that"
+        )
+    if spans_the_run(saved.scheduler):
+        raise UserError(
+            f"continue_from={source.path} cannot be continued: its schedule was sized for its "
+            f"{saved.trainer.max_epochs} epochs; train this run on its own (drop continue_from)"
+        )
+    difference = first_difference(saved, cfg, (*RESUMABLE_KEYS, "continue_from", "init_from"))
+    if difference:
+        key, before, after = difference
+        raise UserError(
+            f"continue_from={source.path} is another experiment (its {key} is {before}, this run's {after}): only a "
+            "run with the same config and fewer epochs can be continued"
+        )
+    return str(source.path)
 
 
 def check_run_dir(run_dir: RunDir, resume: str | None) -> None:

@@ -274,6 +274,9 @@ class RunConfig(Strict):
     seed: Annotated[int, described("seeds every random choice", ge=0, lt=2**32)]
     resume: Annotated[str | None, described("a run directory to continue", min_length=1)]
     init_from: Annotated[str | None, described("a run directory or checkpoint to start from", min_length=1)] = None
+    continue_from: Annotated[
+        str | None, described("a finished run whose training this run continues", min_length=1)
+    ] = None
 
 
 def validate(config: dict[str, Any]) -> None:
