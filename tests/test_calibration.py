@@ -11,7 +11,7 @@ import pytest
 from conftest import run_command
 from digit_images import encoded, on_uneven_paper, zero
 from mnist_cnn.calibrate import main
-from mnist_cnn.errors import EXIT_USER_ERROR
+from mnist_cnn.errors import EXIT_USER_ERROR, UserError
 from mnist_cnn.predict import predict_files
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.serve import create_app
@@ -59,6 +59,13 @@ def run_copy(trained_run, tmp_path):
 
 def test_a_run_never_calibrated_uses_the_fallback(run_copy):
     assert RunDir(run_copy).read_calibration() is None and run_threshold(run_copy) == NOT_SURE_BELOW
+
+
+@pytest.mark.parametrize("content", ["{not json", "[0.5]", '{"not_sure_below": "high"}', '{"not_sure_below": 2}', "{}"])
+def test_a_damaged_calibration_file_is_one_line(run_copy, content):
+    RunDir(run_copy).calibration_file.write_text(content)
+    with pytest.raises(UserError, match="calibration.json holds no threshold from 0 to 1: run python -m mnist_cnn.cal"):
+        run_threshold(run_copy)
 
 
 @pytest.mark.parametrize(("stored", "verdict"), [(0.0, "sure"), (1.0, "not sure")])

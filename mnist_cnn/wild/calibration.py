@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from mnist_cnn.errors import UserError
 from mnist_cnn.rundir import RunDir
 from mnist_cnn.wild.categories import CATEGORIES, TUNING, generate, mnist_test
 from mnist_cnn.wild.classifier import probabilities
@@ -89,6 +90,16 @@ def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> d
 
 
 def run_threshold(model_dir: Path) -> float:
-    """The run's calibrated threshold, or NOT_SURE_BELOW for a run never calibrated."""
-    calibration = RunDir(model_dir).read_calibration()
-    return float(calibration["not_sure_below"]) if calibration else NOT_SURE_BELOW
+    """The run's calibrated threshold, or NOT_SURE_BELOW for a run never calibrated; a damaged file is one line."""
+    run = RunDir(model_dir)
+    try:
+        calibration = run.read_calibration()
+        threshold = NOT_SURE_BELOW if calibration is None else calibration["not_sure_below"]
+    except (ValueError, KeyError, TypeError):  # not JSON, or not an object holding the key
+        threshold = None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise UserError(
+            f"{run.calibration_file} holds no threshold from 0 to 1: run python -m mnist_cnn.calibrate "
+            f"model={model_dir} again"
+        )
+    return float(threshold)
