@@ -59,6 +59,20 @@ def test_tensorboard_has_one_curve_per_figure_the_final_metrics_and_images(finis
     assert len(events.Images("val/confusion")) == 2  # one per epoch
 
 
+def test_figures_every_n_epochs_are_drawn_at_those_epochs_and_the_last(tiny_mnist, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = [*quick_overrides(tiny_mnist), "trainer.max_epochs=3", "callbacks.figures.every_n_epochs=2"]
+    run_dir = train_in_process(tmp_path / "run", *overrides)
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    validated = [event.step for event in events.Scalars("val/acc")]  # epochs 1, 2, 3
+    drawn = [event.step for event in events.Images("val/confusion")]
+    assert len(drawn) == 2 and all(
+        0 <= step - epoch_end <= 1 for step, epoch_end in zip(drawn, validated[1:], strict=True)
+    )
+
+
 def test_a_run_keeps_its_figures_and_per_class_accuracy(finished_run):
     for name in ("curves", "test_confusion", "test_misclassified"):
         assert (finished_run / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -125,6 +139,10 @@ BAD_VALUES = [
     ("+trainer.foo=1", "trainer: foo is not an argument of Lightning's Trainer"),
     ("optim=sgd optim.nesterov=true optim.momentum=0", "optim: nesterov=true needs momentum > 0"),
     ("seed=-1", "seed=-1 is invalid: should be greater than or equal to 0"),
+    (
+        "callbacks.figures.every_n_epochs=0",
+        "callbacks.figures.every_n_epochs=0 is invalid: should be greater than or equal to 1",
+    ),
     ("scheduler.max_lr=${nowhere}", "scheduler.max_lr cannot be resolved (Interpolation key 'nowhere' not found)"),
     ("optim.lr=fast", "optim.lr='fast' is invalid: should be a valid number"),
 ]

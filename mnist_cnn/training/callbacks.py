@@ -69,11 +69,22 @@ class LogLines(pl.Callback):
 
 
 class ValidationFigures(pl.Callback):
-    """The validation set's confusion matrix and misclassified digits in TensorBoard's Images tab, every epoch."""
+    """The validation set's confusion matrix and misclassified digits in TensorBoard's Images tab.
+
+    Drawn every `every_n_epochs` epochs and at the last one: drawing costs about as much as a short
+    epoch's own work, which a long sweep of many epochs notices.
+    """
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        self.every_n_epochs = every_n_epochs
+
+    def due(self, trainer: pl.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        return epoch % self.every_n_epochs == 0 or epoch == trainer.max_epochs
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        if trainer.sanity_checking or pl_module.val_confusion is None or not boards:
+        if trainer.sanity_checking or pl_module.val_confusion is None or not boards or not self.due(trainer):
             return
         confusion = trainer.strategy.reduce(pl_module.val_confusion, reduce_op="sum")  # every rank's share
         if not trainer.is_global_zero:

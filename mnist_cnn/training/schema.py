@@ -250,11 +250,16 @@ class Progress(Node):
     ] = 30.0
 
 
+class Figures(Node):
+    every_n_epochs: Annotated[int, described("epochs between figures (the last epoch always has them)", ge=1)] = 1
+
+
 class Callbacks(BaseModel):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, Node | None]
     best_checkpoint: BestCheckpoint | None = None
     progress: Progress | None = None
+    figures: Figures | None = None
 
 
 class Speed(Strict):
