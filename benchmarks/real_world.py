@@ -2,7 +2,7 @@
 
     python -m benchmarks.real_world [seeds=42,1,2] [device=auto] [workers=<CPU cores>]
         [default=<run dir>,...] [wild=<run dir>,...] [runs=outputs/real_world] [limit_batches=<n>]
-        [per_category=1000] [numbers=300] [calibration=300] [data_root=../shared/data]
+        [per_category=1000] [numbers=300] [calibration=300] [non_digits=300] [data_root=../shared/data]
 
 A recipe's runs not given as directories are trained first, one per seed, on `device` (Lightning's
 trainer.accelerator: auto, cpu, gpu, ...), `experiment=wild` for the wild one, into
@@ -13,7 +13,8 @@ mnist_cnn/wild/categories.py, made from the second half of MNIST's test set (`pe
 each), and the 440 labelled real-world images by source. Then wild minus default per seed,
 composed 4-digit numbers read exactly, and per run the "not sure" threshold as `calibrate` measures
 it on the first half of the test set (never on the rows above), how it does on the rows, and the
-expected calibration error (ECE) on MNIST's test set and the real-world images. Preprocessing and
+expected calibration error (ECE) on MNIST's test set and the real-world images; last, how often each run
+is sure of a digit in scribbles and printed capital letters (it should not be). Preprocessing and
 reading numbers, the slow parts, are spread over `workers` processes.
 """
 
@@ -40,8 +41,8 @@ from benchmarks import old_preprocess
 from benchmarks.common import DEFAULT_DATA, REPO
 from mnist_cnn.cli import user_errors
 from mnist_cnn.errors import UserError
-from mnist_cnn.wild.calibration import Mapper, calibrate, expected_calibration_error, tuning_views
-from mnist_cnn.wild.categories import CATEGORIES, REPORTING, generate, mnist_test, numbers
+from mnist_cnn.wild.calibration import Mapper, calibrate, expected_calibration_error, preprocessed, tuning_views
+from mnist_cnn.wild.categories import CATEGORIES, NON_DIGITS, REPORTING, generate, mnist_test, non_digits, numbers
 from mnist_cnn.wild.classifier import PixelClassifier, load_classifier, probabilities
 from mnist_cnn.wild.images import read_image
 from mnist_cnn.wild.preprocess import SIZE, NoDigitFound, centre_by_mass, fit_box, to_mnist
@@ -65,6 +66,7 @@ class Settings:
     per_category: int
     numbers: int
     calibration: int
+    non_digits: int
     data_root: str
 
 
@@ -83,7 +85,18 @@ def parse_seeds(text: str) -> list[int]:
         raise UserError(f"seeds={text} is invalid: give whole numbers separated by commas, e.g. seeds=42,1,2") from None
 
 
-KEYS = (*RECIPES, "seeds", "device", "workers", "runs", "limit_batches", "per_category", "numbers", "calibration")
+KEYS = (
+    *RECIPES,
+    "seeds",
+    "device",
+    "workers",
+    "runs",
+    "limit_batches",
+    "per_category",
+    "numbers",
+    "calibration",
+    "non_digits",
+)
 KEYS += ("data_root",)
 
 
@@ -106,6 +119,7 @@ def settings(argv: list[str]) -> Settings:
         per_category=whole_number(args, "per_category", 1000),
         numbers=whole_number(args, "numbers", 300),
         calibration=whole_number(args, "calibration", 300),
+        non_digits=whole_number(args, "non_digits", 300),
         data_root=str(args.get("data_root", DEFAULT_DATA)),
     )
 
@@ -280,18 +294,22 @@ def share(flags: np.ndarray) -> str:
     return f"{flags.mean():.2%}" if flags.size else "n/a"
 
 
-def print_confidence(models, views: dict[str, np.ndarray], rows, options: Settings, mapper: Mapper) -> None:
+def print_confidence(
+    models, views: dict[str, np.ndarray], rows, options: Settings, mapper: Mapper
+) -> dict[str, list[float]]:
     """Per run: the threshold `calibrate` finds on TUNING, the share of sure answers and their accuracy on the
-    rows, and ECE."""
+    rows, and ECE; the thresholds, per recipe."""
     tuning, tuning_labels = tuning_views(options.data_root, options.calibration, mapper)
     mnist, mnist_labels = mnist_test(options.data_root, slice(None))
     digits = np.concatenate(list(views.values()))
     labels = np.concatenate([rows[row][1] for row in views])
     real = np.concatenate([np.full(len(rows[row][1]), row not in CATEGORIES) for row in views])
     print("\nconfidence, new preprocessing: threshold calibrated on the TUNING half, then on the rows above")
+    thresholds: dict[str, list[float]] = defaultdict(list)
     for name, runs in models.items():
         for index, run in enumerate(runs):
             threshold = calibrate(run, tuning, tuning_labels)["not_sure_below"]
+            thresholds[name].append(threshold)
             scores = probabilities(run, digits)
             sure, right = scores.max(1) >= threshold, scores.argmax(1) == labels
             print(
@@ -302,6 +320,22 @@ def print_confidence(models, views: dict[str, np.ndarray], rows, options: Settin
                 f"real-world {expected_calibration_error(scores[real], labels[real]):.4f}, "
                 f"generated {expected_calibration_error(scores[~real], labels[~real]):.4f}"
             )
+    return thresholds
+
+
+def print_non_digits(models, thresholds: dict[str, list[float]], options: Settings, mapper: Mapper) -> None:
+    """Per kind of non-digit (scribbles, printed letters): how often each run still answers a digit "sure"."""
+    print(f"\nnon-digits ({options.non_digits} of each), new preprocessing: answered sure / no digit found, per run")
+    for kind in NON_DIGITS:
+        views = list(mapper(preprocessed, non_digits(kind, options.non_digits)))
+        found = np.stack([view for view in views if view is not None])
+        blank = 1 - len(found) / len(views)
+        cells = []
+        for name, runs in models.items():
+            for run, threshold in zip(runs, thresholds[name], strict=True):
+                sure = (probabilities(run, found).max(1) >= threshold).sum() / len(views)
+                cells.append(f"{name} {sure:.1%}")
+        print(f"{kind}: no digit found {blank:.1%}; sure: " + "  ".join(cells))
 
 
 def main(argv: list[str]) -> None:
@@ -318,7 +352,8 @@ def main(argv: list[str]) -> None:
         print_accuracy(table, counts)
         print_wild_minus_default(table, counts)
         print_numbers(runs, options, mapper)
-        print_confidence(models, views["new"], rows, options, mapper)
+        thresholds = print_confidence(models, views["new"], rows, options, mapper)
+        print_non_digits(models, thresholds, options, mapper)
 
 
 if __name__ == "__main__":

@@ -128,3 +128,15 @@ def test_the_tuning_views_come_from_the_first_half_only(tiny_mnist, monkeypatch)
     monkeypatch.setattr(calibration, "mnist_test", lambda root, part: read.append(part) or mnist_test(root, part))
     views, labels = calibration.tuning_views(tiny_mnist, 1)
     assert read == [TUNING] and views.shape[1:] == (28, 28) and len(views) == len(labels) <= len(CATEGORIES)
+
+
+@pytest.mark.parametrize("kind", ["scribble", "printed letter"])
+def test_non_digits_are_ink_on_paper_and_the_same_for_the_same_seed(kind):
+    from mnist_cnn.wild.categories import non_digits
+
+    images = non_digits(kind, 3)
+    for image in images:
+        assert image.shape == (112, 112) and image.max() == 1.0  # light paper
+        assert 0.01 < (image < 0.5).mean() < 0.5  # some ink, not a black page
+    assert not np.array_equal(images[0], images[1])
+    assert all(np.array_equal(a, b) for a, b in zip(images, non_digits(kind, 3), strict=True))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from skimage import morphology, transform
 
@@ -166,3 +167,35 @@ def numbers(images: np.ndarray, labels: np.ndarray, count: int, length: int = 4,
     rng = np.random.default_rng([seed, length])
     chosen = rng.integers(0, len(images), (count, length))
     return [compose_number(images[row], rng) for row in chosen], ["".join(map(str, labels[row])) for row in chosen]
+
+
+NOT_DIGITS = "ACEFHKMNPRTUVWXY"  # capitals no reader would take for a digit (not O, I, L, S, B, G, Z, D, Q, J)
+
+
+def scribble(rng: np.random.Generator) -> np.ndarray:
+    """Ink that is no digit: one stroke through 5-9 random points on a 112-px page, dark on light."""
+    page = Image.new("L", (28 * UPSCALE, 28 * UPSCALE), 255)
+    points = [tuple(point) for point in rng.uniform(16, 28 * UPSCALE - 16, size=(int(rng.integers(5, 10)), 2))]
+    ImageDraw.Draw(page).line(points, fill=0, width=int(rng.integers(6, 12)), joint="curve")
+    return np.asarray(page, np.float32) / 255
+
+
+def printed_letter(rng: np.random.Generator) -> np.ndarray:
+    """A capital letter of NOT_DIGITS in Pillow's own font, dark on light: a character, but not a digit."""
+    page = Image.new("L", (28 * UPSCALE, 28 * UPSCALE), 255)
+    font = ImageFont.load_default(size=int(rng.integers(60, 90)))
+    letter = NOT_DIGITS[int(rng.integers(len(NOT_DIGITS)))]
+    ImageDraw.Draw(page).text((56, 56), letter, fill=0, font=font, anchor="mm")
+    return np.asarray(page, np.float32) / 255
+
+
+NON_DIGITS: dict[str, Callable[[np.random.Generator], np.ndarray]] = {
+    "scribble": scribble,
+    "printed letter": printed_letter,
+}
+
+
+def non_digits(kind: str, count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` images of one kind of NON_DIGITS, reproducibly: what a reader should not be sure of."""
+    rng = np.random.default_rng([seed, *kind.encode()])
+    return [NON_DIGITS[kind](rng) for _ in range(count)]
