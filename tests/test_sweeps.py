@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from data_files import make_data_root
+from omegaconf import OmegaConf
 
 from conftest import make_mnist_root, quick_overrides, run_command, start_command
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
@@ -138,6 +139,28 @@ def test_diverged_and_failed_jobs_are_recorded_and_the_sweep_finishes(tiny_mnist
     assert (
         json.loads((sweep_dir / "selected_model" / "metrics.json").read_text())["selected_from"] == rows["0.01"]["job"]
     )
+
+
+@pytest.mark.parametrize(
+    "launcher, omp, expected",
+    [
+        ({}, None, 8),
+        ({"cpus_per_task": 3}, None, 3),
+        ({}, "2", 2),
+        ({"cpus_per_task": 3}, "16", 3),
+        ({}, "0", 8),  # not a thread count: ignored
+        ({}, "many", 8),
+    ],
+)
+def test_a_job_takes_its_share_of_the_cores_and_no_more_than_omp_num_threads(launcher, omp, expected, monkeypatch):
+    from mnist_cnn.sweeps.job import threads_per_job
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert threads_per_job(OmegaConf.create(launcher)) == expected
 
 
 @pytest.mark.slow

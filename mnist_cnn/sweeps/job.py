@@ -49,10 +49,14 @@ def parallel_jobs(launcher: DictConfig) -> int:
 
 
 def threads_per_job(launcher: DictConfig) -> int:
-    """The launcher's `cpus_per_task` where it sets one (submitit), else an equal share of this machine's cores."""
+    """The launcher's `cpus_per_task` where it sets one (submitit), else an equal share of this machine's cores;
+    never more than OMP_NUM_THREADS, where the user set it."""
     if launcher.get("cpus_per_task"):
-        return int(launcher.cpus_per_task)
-    return max(1, (os.cpu_count() or 1) // parallel_jobs(launcher))
+        share = int(launcher.cpus_per_task)
+    else:
+        share = max(1, (os.cpu_count() or 1) // parallel_jobs(launcher))
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    return min(share, int(asked)) if asked.isdigit() and int(asked) > 0 else share
 
 
 def share_cores() -> None:
