@@ -96,6 +96,8 @@ def remove_background(image: np.ndarray) -> np.ndarray:
     it costs a sixteenth. Light falling across the page is taken out first as a plane: an opening
     cannot follow a gradient up to the frame's edge. On grainy paper an opening follows the
     grain's dark side, so the paper's own typical level (most pixels are paper) is subtracted too.
+    Beyond the frame lies paper: a stroke running along the edge (a 7's bar, a 2's base in a tight
+    crop) is not mirrored into a band twice as wide that the disk would fit in and take for background.
     """
     image = image - lighting_plane(image)
     radius = max(BACKGROUND_RADIUS, rough_width(image))
@@ -103,7 +105,9 @@ def remove_background(image: np.ndarray) -> np.ndarray:
     # No wider than the coarse image: a blob filling a tiny image would otherwise ask for a disk of thousands
     side = min(BACKGROUND_SIDE, max(1, round(radius * BACKGROUND_SIDE / max(image.shape))))
     disk = morphology.disk(side, decomposition="sequence")
-    residual = image - transform.resize(morphology.opening(coarse, disk), image.shape, order=1)
+    paper = float(np.percentile(coarse, PAPER_PERCENTILE))
+    background = morphology.opening(coarse, disk, mode="constant", cval=paper)
+    residual = image - transform.resize(background, image.shape, order=1)
     return np.clip(residual - np.percentile(residual, PAPER_PERCENTILE), 0, None)
 
 
