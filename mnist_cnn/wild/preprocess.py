@@ -27,6 +27,7 @@ BACKGROUND_RADIUS = 32  # at WORK_SIDE; the opening that estimates the backgroun
 MIN_INK_CONTRAST = 0.05  # below this the image holds no visible digit
 BLANK_SMOOTHING = 2  # px: the contrast is measured after a blur this wide, so the paper's grain does not count
 PAPER_PERCENTILE = 25  # at least this share of any image's pixels is paper
+UNEVEN = 0.02  # paper lit unevenly by this share of the ink's contrast needs its local background removed
 NOISE_SIGMAS = 4  # the paper's noise reaches about this many deviations
 NOISY = 0.1  # an image whose noise reaches this share of the ink's contrast is smoothed first
 JOIN_WIDTHS = 3  # parts of a digit closer than this many stroke widths belong together
@@ -88,18 +89,37 @@ def rough_width(image: np.ndarray) -> float:
 
 
 def remove_background(image: np.ndarray) -> np.ndarray:
-    """Subtract the local background (uneven light, shadows, paper tint) estimated by an opening.
+    """Subtract the paper: its light gradient always, its local unevenness only where there is some.
+
+    Light falling across the page is taken out first as a plane. Shadows and tint are found by an
+    opening (opened_background), but an opening also takes what is broad inside the digit for
+    background: the grey that fills the loops of a blurred or enlarged low-resolution digit. So
+    its estimate is used only when it finds light on the paper away from the digit, where there
+    is nothing but paper; on even paper, the paper's typical level alone is subtracted.
+    """
+    image = image - lighting_plane(image)
+    flat = above_paper(image)
+    opened = above_paper(image - opened_background(image))
+    return opened if is_uneven(flat - opened, opened) else flat
+
+
+def above_paper(image: np.ndarray) -> np.ndarray:
+    """What is brighter than the paper's typical level (most pixels are paper)."""
+    return np.clip(image - np.percentile(image, PAPER_PERCENTILE), 0, None)
+
+
+def opened_background(image: np.ndarray) -> np.ndarray:
+    """The local background (uneven light, shadows, paper tint) estimated by an opening.
 
     A grey opening with a disk wider than any stroke erases the strokes and keeps everything
     broader, which is the background. The disk grows with the strokes, so a thick marker or an
     enlarged low-resolution digit is not taken for background; it runs at BACKGROUND_SIDE, where
-    it costs a sixteenth. Light falling across the page is taken out first as a plane: an opening
-    cannot follow a gradient up to the frame's edge. On grainy paper an opening follows the
-    grain's dark side, so the paper's own typical level (most pixels are paper) is subtracted too.
-    Beyond the frame lies paper: a stroke running along the edge (a 7's bar, a 2's base in a tight
-    crop) is not mirrored into a band twice as wide that the disk would fit in and take for background.
+    it costs a sixteenth. An opening cannot follow a gradient up to the frame's edge, so the
+    plane comes out first. On grainy paper an opening follows the grain's dark side, which
+    above_paper takes out after it. Beyond the frame lies paper: a stroke running along the edge
+    (a 7's bar, a 2's base in a tight crop) is not mirrored into a band twice as wide that the
+    disk would fit in and take for background.
     """
-    image = image - lighting_plane(image)
     radius = max(BACKGROUND_RADIUS, rough_width(image))
     coarse = resized(image, BACKGROUND_SIDE)
     # No wider than the coarse image: a blob filling a tiny image would otherwise ask for a disk of thousands
@@ -107,8 +127,18 @@ def remove_background(image: np.ndarray) -> np.ndarray:
     disk = morphology.disk(side, decomposition="sequence")
     paper = float(np.percentile(coarse, PAPER_PERCENTILE))
     background = morphology.opening(coarse, disk, mode="constant", cval=paper)
-    residual = image - transform.resize(background, image.shape, order=1)
-    return np.clip(residual - np.percentile(residual, PAPER_PERCENTILE), 0, None)
+    return transform.resize(background, image.shape, order=1)
+
+
+def is_uneven(background: np.ndarray, ink: np.ndarray) -> bool:
+    """Whether the opening's background, away from the ink, is brighter than UNEVEN of the ink's contrast.
+
+    A crop so tight that no paper lies away from the ink shows no unevenness to remove.
+    """
+    if np.ptp(ink) == 0:
+        return False
+    far = far_from(ink > filters.threshold_otsu(ink))
+    return bool(far.any()) and np.percentile(background[far], 99) > UNEVEN * np.percentile(ink, 99.9)
 
 
 def lighting_plane(image: np.ndarray) -> np.ndarray:
@@ -135,9 +165,14 @@ def grown(mask: np.ndarray, radius: float) -> np.ndarray:
     return ndimage.distance_transform_edt(~mask) <= radius
 
 
+def far_from(core: np.ndarray) -> np.ndarray:
+    """Pixels two stroke widths or more from the ink: surely paper."""
+    return ~grown(core, 2 * stroke_width(core))
+
+
 def paper_level(ink: np.ndarray, core: np.ndarray) -> float:
     """How bright the paper gets: the 99.5th percentile of pixels two stroke widths or more from the ink."""
-    far = ~grown(core, 2 * stroke_width(core))
+    far = far_from(core)
     return float(np.percentile(ink[far], 99.5)) if far.any() else 0.0
 
 
