@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from scipy import ndimage
 from skimage import measure
 
-from digit_images import encoded, on_uneven_paper, zero
+from digit_images import encoded, on_uneven_paper, written, zero
 from mnist_cnn.wild.images import read_image
 from mnist_cnn.wild.preprocess import MNIST_SLANT, NoDigitFound, deskewed, slant, to_mnist
 
@@ -86,6 +86,19 @@ def test_hard_images_keep_the_whole_digit(case):
     view = mnist_view(HARD_CASES[case])
     assert measure.label(view > 0.5).max() == 1 and measure.euler_number(view > 0.5) == 0
     assert correlation(mnist_view(CASES["centred"]), view) > 0.7
+
+
+HOLES = {"2": 0, "4": 1, "5": 0, "6": 1, "7": 0, "9": 1}
+
+
+@pytest.mark.parametrize("digit", HOLES)
+def test_a_tight_low_resolution_crop_keeps_every_stroke_and_loop(digit):
+    """A digit cropped tightly at 8 px and enlarged: the strokes along the crop's edge (a 7's bar, a 2's base)
+    stay joined to the rest, and the grey that fills a small loop is not taken for paper around it: one piece
+    with the digit's own holes."""
+    drawn = written(digit, pen=14, slant=0.0)
+    ink = mnist_view(enlarged(drawn.crop(drawn.getbbox()), 8)) > 0.5
+    assert measure.label(ink).max() == 1 and measure.euler_number(ink) == 1 - HOLES[digit]
 
 
 def test_a_thick_marker_reads_the_same_at_any_resolution():
