@@ -70,17 +70,20 @@ def sweep(data: Path, folder: Path, share: bool, batches: int, val_batches: int,
         raise SystemExit(f"the sweep failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
     with (folder / SweepDir.SUMMARY_CSV).open() as file:
         rows = list(csv.DictReader(file))
-    plan = SweepDir(folder).read_plan()["jobs"]
-    return {"seconds": timing["seconds"], "plan": plan, "rows": rows, "epochs": sum(job["epochs"] for job in plan)}
+    plan, varying = SweepDir(folder).read_plan()["jobs"], list(SweepDir(folder).record().varying)
+    epochs = sum(job["epochs"] for job in plan)
+    return {"seconds": timing["seconds"], "plan": plan, "rows": rows, "epochs": epochs, "varying": varying}
 
 
-def same_results(first: list[dict[str, str]], second: list[dict[str, str]]) -> bool:
-    """Every job's row, matched by its overrides, alike in every column but its number and wall time."""
+def same_results(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Every job's row, matched by its values of the grid's keys, alike in every column but its number and wall time."""
 
-    def by_job(rows: list[dict[str, str]]) -> dict[frozenset[str], dict[str, str]]:
+    def by_job(run: dict[str, Any]) -> dict[tuple[str, ...], dict[str, str]]:
         return {
-            frozenset(row["overrides"].split(",")): {k: v for k, v in row.items() if k not in ("job", "wall_time_s")}
-            for row in rows
+            tuple(row[key] for key in run["varying"]): {
+                key: value for key, value in row.items() if key not in ("job", "wall_time_s")
+            }
+            for row in run["rows"]
         }
 
     return by_job(first) == by_job(second)
@@ -190,7 +193,7 @@ def main() -> None:
         f"{'ratio without / with':24}{'':>6}{alone['epochs'] / shared['epochs']:>15.2f}x"
         f"{alone['seconds'] / shared['seconds']:>11.2f}x"
     )
-    agree = same_results(alone["rows"], shared["rows"])
+    agree = same_results(alone, shared)
     print(f"summaries agree (every job, every column but its number and wall time): {'yes' if agree else 'NO'}")
 
     batch_sizes = sorted({batch_size_of(job) for job in alone["plan"]})
