@@ -212,7 +212,8 @@ class SweepSummary(Callback):
             rows = summarize(sweep_dir)
         print_summary(rows, sweep_dir)
         if STOP.requested:
-            print(f"continue the sweep with: {resume_command(sweep_dir)}", file=sys.stderr)
+            if sweep_dir.file(sweep_dir.PLAN).is_file():  # a grid sweep; an Optuna study resumes from its storage
+                print(f"continue the sweep with: {resume_command(sweep_dir)}", file=sys.stderr)
             print(
                 f"the sweep was stopped by a signal; the summary covers the jobs that finished: {sweep_dir.path}",
                 file=sys.stderr,
