@@ -75,8 +75,8 @@ def sweep(data: Path, folder: Path, share: bool, batches: int, val_batches: int,
     return {"seconds": timing["seconds"], "plan": plan, "rows": rows, "epochs": epochs, "varying": varying}
 
 
-def same_results(first: dict[str, Any], second: dict[str, Any]) -> bool:
-    """Every job's row, matched by its values of the grid's keys, alike in every column but its number and wall time."""
+def differing_jobs(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """The jobs, by their values of the grid's keys, whose rows differ in any column but their number and wall time."""
 
     def by_job(run: dict[str, Any]) -> dict[tuple[str, ...], dict[str, str]]:
         return {
@@ -86,7 +86,10 @@ def same_results(first: dict[str, Any], second: dict[str, Any]) -> bool:
             for row in run["rows"]
         }
 
-    return by_job(first) == by_job(second)
+    rows, others = by_job(first), by_job(second)
+    return [f"{','.join(job)}: {row} vs {others.get(job)}" for job, row in rows.items() if others.get(job) != row] + [
+        ",".join(job) + ": only in the second" for job in others.keys() - rows.keys()
+    ]
 
 
 def throughput(data: Path, model: str, batch_sizes: list[int], images: int) -> tuple[dict[int, float], float]:
@@ -193,8 +196,11 @@ def main() -> None:
         f"{'ratio without / with':24}{'':>6}{alone['epochs'] / shared['epochs']:>15.2f}x"
         f"{alone['seconds'] / shared['seconds']:>11.2f}x"
     )
-    agree = same_results(alone, shared)
+    differing = differing_jobs(alone, shared)
+    agree = not differing
     print(f"summaries agree (every job, every column but its number and wall time): {'yes' if agree else 'NO'}")
+    for line in differing[:5]:
+        print(f"  differs: {line}")
 
     batch_sizes = sorted({batch_size_of(job) for job in alone["plan"]})
     rates = {model: throughput(args.data, model, batch_sizes, args.measure_images) for model in MODELS}
