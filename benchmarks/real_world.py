@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 
 from benchmarks import old_preprocess
 from benchmarks.common import DEFAULT_DATA, REPO
-from mnist_cnn.cli import user_errors
+from mnist_cnn.cli import user_errors, whole_number
 from mnist_cnn.errors import UserError
 from mnist_cnn.wild.calibration import Mapper, calibrate, expected_calibration_error, preprocessed, tuning_views
 from mnist_cnn.wild.categories import CATEGORIES, NON_DIGITS, REPORTING, generate, mnist_test, non_digits, numbers
@@ -68,14 +68,6 @@ class Settings:
     calibration: int
     non_digits: int
     data_root: str
-
-
-def whole_number(args, key: str, default: int | None) -> int | None:
-    """A count argument: a whole number >= 1 (or its default), or one line saying so."""
-    value = args.get(key, default)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"{key}={value} is invalid: give a whole number >= 1")
-    return value
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -15,8 +15,7 @@ from mnist_cnn.startup import long_lived_imports
 with long_lived_imports():
     from omegaconf import OmegaConf
 
-    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
-    from mnist_cnn.errors import UserError
+    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors, whole_number
     from mnist_cnn.rundir import RunDir
     from mnist_cnn.wild.calibration import PER_CATEGORY, calibrate, tuning_views
     from mnist_cnn.wild.categories import CATEGORIES
@@ -49,9 +48,7 @@ def calibrate_run(model_dir: Path, data_root: str | None = None, per_category: i
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
-        per_category = args.per_category
-        if not isinstance(per_category, int) or per_category < 1:
-            raise UserError(f"per_category={per_category} is invalid: give a whole number >= 1")
+        per_category = whole_number(args, "per_category", PER_CATEGORY)
         root = OmegaConf.select(args, "data.root")
         calibration = calibrate_run(Path(str(args.model)), str(root) if root else None, per_category)
     print(

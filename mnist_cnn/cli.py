@@ -124,6 +124,14 @@ def check_kind(key: str, value: Any, default: Any) -> None:
             raise UserError(f"{key}={value} is invalid: give a number")
 
 
+def whole_number(args: Any, key: str, default: int | None) -> int | None:
+    """A count argument: a whole number >= 1 (or its default), or one line saying so."""
+    value = args.get(key, default)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UserError(f"{key}={value} is invalid: give a whole number >= 1")
+    return value
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a UserError into one `error: ...` line on stderr and exit status 2."""
