@@ -68,9 +68,10 @@ def sweep(data: Path, folder: Path, share: bool, batches: int, val_batches: int,
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"the sweep failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
-    with (folder / SweepDir.SUMMARY_CSV).open() as file:
+    sweep_dir = SweepDir(folder)
+    with sweep_dir.file(sweep_dir.SUMMARY_CSV).open() as file:
         rows = list(csv.DictReader(file))
-    plan, varying = SweepDir(folder).read_plan()["jobs"], list(SweepDir(folder).record().varying)
+    plan, varying = sweep_dir.read_plan()["jobs"], list(sweep_dir.record().varying)
     epochs = sum(job["epochs"] for job in plan)
     return {"seconds": timing["seconds"], "plan": plan, "rows": rows, "epochs": epochs, "varying": varying}
 

@@ -81,7 +81,7 @@ def run_sweep_job(cfg: DictConfig) -> float:
     share_cores()
     try:
         with run_dir.lock():
-            score = run_locked(cfg, run_dir)
+            score = run_locked(cfg, run_dir, sweep_dir)
     except RunBusy as busy:
         log.warning("skipped: %s", busy)
         return math.nan
@@ -90,7 +90,7 @@ def run_sweep_job(cfg: DictConfig) -> float:
     return score
 
 
-def run_locked(cfg: DictConfig, run_dir: RunDir) -> float:
+def run_locked(cfg: DictConfig, run_dir: RunDir, sweep_dir: SweepDir) -> float:
     """The job itself, its directory locked: a failure is written to its metrics.json, a signal noted."""
     if run_dir.finished():  # by another process resuming the same sweep, since this one launched it
         log.info("skipped: another process has finished this job")
@@ -99,7 +99,7 @@ def run_locked(cfg: DictConfig, run_dir: RunDir) -> float:
     overrides = resumable_overrides(hydra.overrides.task) if cfg.resume else hydra.overrides.task
     try:
         check_sweep_strategy(cfg, str(hydra.launcher.get("_target_", "")))
-        record = SweepDir(run_dir.path.parent).record()
+        record = sweep_dir.record()
         differing = list(record.varying) if record is not None else overridden_keys(overrides)
         cfg = prepare(cfg, run_dir.path, overrides)
         return train_and_measure(cfg, run_dir, hydra.runtime.choices, differing)

@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
 from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.plugins.hparams.metadata import PLUGIN_NAME as HPARAMS_PLUGIN
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from mnist_cnn.rundir import RunDir, atomic_file
 from mnist_cnn.training.checkpoints import load_checkpoint
 
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's event files (their names are TensorBoard's)
-HPARAMS_PLUGIN = "hparams"
 
 
 def take_over(source: RunDir, run_dir: RunDir, logger_names: Iterable[str]) -> None:

@@ -172,9 +172,14 @@ def numbers(images: np.ndarray, labels: np.ndarray, count: int, length: int = 4,
 NOT_DIGITS = "ACEFHKMNPRTUVWXY"  # capitals no reader would take for a digit (not O, I, L, S, B, G, Z, D, Q, J)
 
 
+def blank_page() -> Image.Image:
+    """A light 112-px page, a 28-px frame at the generated images' resolution, to draw a non-digit on."""
+    return Image.new("L", (28 * UPSCALE, 28 * UPSCALE), 255)
+
+
 def scribble(rng: np.random.Generator) -> np.ndarray:
     """Ink that is no digit: one stroke through 5-9 random points on a 112-px page, dark on light."""
-    page = Image.new("L", (28 * UPSCALE, 28 * UPSCALE), 255)
+    page = blank_page()
     points = [tuple(point) for point in rng.uniform(16, 28 * UPSCALE - 16, size=(int(rng.integers(5, 10)), 2))]
     ImageDraw.Draw(page).line(points, fill=0, width=int(rng.integers(6, 12)), joint="curve")
     return np.asarray(page, np.float32) / 255
@@ -182,7 +187,7 @@ def scribble(rng: np.random.Generator) -> np.ndarray:
 
 def printed_letter(rng: np.random.Generator) -> np.ndarray:
     """A capital letter of NOT_DIGITS in Pillow's own font, dark on light: a character, but not a digit."""
-    page = Image.new("L", (28 * UPSCALE, 28 * UPSCALE), 255)
+    page = blank_page()
     font = ImageFont.load_default(size=int(rng.integers(60, 90)))
     letter = NOT_DIGITS[int(rng.integers(len(NOT_DIGITS)))]
     ImageDraw.Draw(page).text((56, 56), letter, fill=0, font=font, anchor="mm")
