@@ -20,6 +20,7 @@ from conftest import make_mnist_root, quick_overrides, run_command, start_comman
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
 from mnist_cnn.evaluate import evaluate_run
 from mnist_cnn.report import report
+from mnist_cnn.sweeps.summary import best_row
 from mnist_cnn.training.config import compose_config
 from mnist_cnn.training.datasets import CATALOGUE
 
@@ -61,6 +62,17 @@ def grid_run(tiny_mnist, tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def grid_sweep(grid_run) -> Path:
     return grid_run[0]
+
+
+def test_the_best_job_on_a_tie_is_the_one_that_trained_fewer_epochs_whatever_the_job_order():
+    def row(job: str, val_acc: float | None, epochs: int, status: str = "ok") -> dict:
+        return {"job": job, "val/acc": val_acc, "epochs": epochs, "status": status}
+
+    rows = [row("0_lr=0.05", 0.99, 40), row("1_lr=0.1", 0.99, 25), row("2_lr=0.2", 0.995, 40, "diverged")]
+    assert best_row(rows)["job"] == "1_lr=0.1"
+    assert best_row(rows[::-1])["job"] == "1_lr=0.1"  # a sharing sweep numbers its jobs in another order
+    assert best_row([row("3_lr=0.3", 0.98, 10), *rows])["job"] == "1_lr=0.1"  # accuracy still comes first
+    assert best_row([row("4_lr=0.4", None, 10, "interrupted")]) is None
 
 
 @pytest.mark.slow

@@ -84,9 +84,14 @@ def columns(varying: list[str]) -> list[str]:
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The finished, non-diverged job with the highest validation accuracy (the first on a tie)."""
+    """The finished, non-diverged job with the highest validation accuracy.
+
+    On a tie the job that trained fewer epochs wins (the cheaper model to train again), then the
+    first: so a sweep that shares epoch prefixes, which numbers its jobs level by level, selects
+    the same job as the same grid trained job by job.
+    """
     candidates = [row for row in rows if row["status"] == "ok" and row["val/acc"] is not None]
-    return max(candidates, key=lambda row: row["val/acc"], default=None)
+    return max(candidates, key=lambda row: (row["val/acc"], -(row["epochs"] or 0)), default=None)
 
 
 def collect(sweep_dir: SweepDir) -> tuple[list[dict[str, Any]], list[str]]:
