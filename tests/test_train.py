@@ -135,6 +135,7 @@ BAD_VALUES = [
     ("trainer.max_epochs=0", "trainer.max_epochs=0 is invalid: should be greater than or equal to 1"),
     ("data.eval_batch_size=-1", "data.eval_batch_size=-1 is invalid: should be greater than or equal to 1"),
     ("data.augment_strength.rotate=nan", "data.augment_strength.rotate=nan is invalid: should be a finite number"),
+    ("data.outliers=1.5", "data.outliers=1.5 is invalid: should be less than or equal to 1"),
     ("trainer.devices=abc", "trainer.devices='abc' is invalid: should be a valid integer; or should be 'auto'"),
     ("+trainer.foo=1", "trainer: foo is not an argument of Lightning's Trainer"),
     ("optim=sgd optim.nesterov=true optim.momentum=0", "optim: nesterov=true needs momentum > 0"),

@@ -101,6 +101,7 @@ def upgrade_config(saved: DictConfig) -> DictConfig:
             cfg.scheduler._partial_ = True
         # Runs saved before data.augment=wild shrank digits never did (their blur now reads as a sigma in pixels)
         cfg.data.augment_strength.setdefault("low_resolution", 0.0)
+        cfg.data.setdefault("outliers", 0.0)  # runs saved before outlier exposure trained on digits only
         if "name" not in cfg.data:
             cfg.data.name = "mnist"  # every run trained on MNIST before data.name existed
         if "checkpoint" in cfg.callbacks:

@@ -23,6 +23,7 @@ from mnist_cnn.errors import UserError, last_line
 from mnist_cnn.training.augment import build_augmentation
 from mnist_cnn.training.checks import check_val_size
 from mnist_cnn.training.datasets import DataSet, check_files, describe, is_complete, needed_splits
+from mnist_cnn.training.outliers import with_outliers
 from mnist_cnn.training.readers import read_part
 
 MNIST_MEAN = 0.1307
@@ -144,24 +145,28 @@ class ResidentLoader:
 
     batch_sampler = None
 
-    def __init__(self, images: Tensor, labels: Tensor, sampler: ShardedPermutation, augment=None):
+    def __init__(self, images: Tensor, labels: Tensor, sampler: ShardedPermutation, augment=None, outliers=0.0):
         self.images, self.labels, self.sampler, self.augment = images, labels, sampler, augment
+        self.outliers = outliers  # the share of each batch added as non-digits (training/outliers.py)
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         generator = None
-        if self.augment is not None:
+        if self.augment is not None or self.outliers:
             generator = torch.Generator(device=self.images.device)
             generator.manual_seed((self.sampler.seed * 100_003 + self.sampler.epoch) * 64 + self.sampler.rank)
         for rows in self.sampler.batches():
             rows = rows.to(self.images.device, non_blocking=True)
             # index_select rather than `self.images[rows]`: faster (benchmarks/data_throughput.py)
             images = self.images.index_select(0, rows)
+            labels = self.labels.index_select(0, rows)
             if self.augment is not None:
                 images = self.augment(images, generator)
-            yield images, self.labels.index_select(0, rows)
+            if self.outliers:
+                images, labels = with_outliers(images, labels, self.outliers, generator)
+            yield images, labels
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -186,6 +191,7 @@ class ImageDataModule(pl.LightningDataModule):
         std: Statistic | None = MNIST_STD,
         augment: str = "none",
         augment_strength: dict | None = None,
+        outliers: float = 0.0,
         seed: int = 42,
     ):
         super().__init__()
@@ -194,7 +200,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.val_size = batch_size, eval_batch_size, val_size
         self.mean, self.std, self.seed = mean, std, seed
         self.augment_name, self.augment_strength = augment, augment_strength or {}
-        self.augment = None
+        self.augment, self.outliers = None, outliers
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.loaded: dict[str, tuple[Tensor, Tensor]] = {}  # uint8 splits read before setup, handed over to it
 
@@ -249,7 +255,9 @@ class ImageDataModule(pl.LightningDataModule):
             rank=rank,
             world_size=world_size,
         )
-        return ResidentLoader(images, labels, sampler, self.augment if training else None)
+        if not training:
+            return ResidentLoader(images, labels, sampler)
+        return ResidentLoader(images, labels, sampler, self.augment, self.outliers)
 
     def train_dataloader(self) -> ResidentLoader:
         return self.loader("train", training=True)

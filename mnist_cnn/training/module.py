@@ -1,4 +1,5 @@
-"""The LightningModule: cross-entropy, accuracy, and the optimizer and schedule from the config.
+"""The LightningModule: cross-entropy (and, for non-digits in a batch, outlier exposure), accuracy, and the
+optimizer and schedule from the config.
 
 It takes the `model`, `optim`, `scheduler` and `speed` config sections as plain dicts and builds
 everything from them, so a checkpoint's stored hyperparameters rebuild the same module and load
@@ -12,12 +13,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from mnist_cnn.training.datasets import describe
+from mnist_cnn.training.outliers import OUTLIER_WEIGHT, digit_and_outlier_losses
 
 SECTIONS = ("model", "optim", "scheduler", "speed")  # the config sections the module is built from
 
@@ -63,12 +64,16 @@ class DigitClassifier(pl.LightningModule):
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        digit_losses, outlier_losses = digit_and_outlier_losses(logits, labels)
+        digits = (labels >= 0).sum().to(logits.dtype)
+        digit_loss = digit_losses.sum() / digits.clamp(min=1)
+        outliers = len(labels) - digits
+        loss = digit_loss + OUTLIER_WEIGHT * outlier_losses.sum() / outliers.clamp(min=1)
         with torch.no_grad():
             predictions = logits.argmax(dim=1)
             totals = self.train_totals if stage == "train" else self.val_totals
             correct = (predictions == labels).sum().to(loss.dtype)
-            totals += torch.stack((loss.detach() * len(labels), correct, loss.new_tensor(len(labels))))
+            totals += torch.stack((digit_loss.detach() * digits, correct, digits))
         if stage == "train":
             every = self.trainer.log_every_n_steps
             if every and (self.global_step + 1) % every == 0:  # each self.log call costs, so only when logged

@@ -76,6 +76,7 @@ class DataSettings(Strict):
 
     augment: Annotated[Literal[AUGMENTATIONS], described("batch augmentation during training")]
     augment_strength: AugmentStrength
+    outliers: Annotated[Fraction, described("share of each training batch added as non-digits made from its digits")]
 
 
 Dropout = Annotated[float, described("dropout rate before the classifier", ge=0, lt=1, allow_inf_nan=False)]
