@@ -145,7 +145,9 @@ class ResidentLoader:
 
     batch_sampler = None
 
-    def __init__(self, images: Tensor, labels: Tensor, sampler: ShardedPermutation, augment=None, outliers=0.0):
+    def __init__(
+        self, images: Tensor, labels: Tensor, sampler: ShardedPermutation, augment=None, outliers: float = 0.0
+    ):
         self.images, self.labels, self.sampler, self.augment = images, labels, sampler, augment
         self.outliers = outliers  # the share of each batch added as non-digits (training/outliers.py)
 
