@@ -57,6 +57,16 @@ def test_a_batch_gains_its_share_of_non_digits_made_from_its_own_digits():
     assert torch.equal(again, more)  # reproducible from the loader's seeded generator
 
 
+@pytest.mark.parametrize("label, turned_expected", [(7, True), (8, False)])
+def test_only_digits_that_change_are_mirrored_or_turned(label, turned_expected):
+    images = numbered_images(40)
+    made = with_outliers(images, torch.full((40,), label), 0.5, torch.Generator().manual_seed(2))[0][40:]
+    changed = [torch.cat([digit.flip(-1)[None], digit.rot90(1, (-2, -1))[None]]) for digit in images]
+    turned = [any(torch.equal(image, view) for views in changed for view in views) for image in made]
+    assert any(turned) == turned_expected  # a mirrored or turned 8 (or 0, 1) is still a digit
+    assert not all(turned)  # the other kinds are there too
+
+
 def test_non_digits_are_pushed_to_every_class_equally_likely_and_digits_to_their_label():
     logits = torch.tensor([[4.0, 0.0, 0.0], [0.0, 3.0, 0.0], [1.0, 1.0, 1.0], [5.0, 0.0, 0.0]])
     labels = torch.tensor([0, 2, OUTLIER, OUTLIER])

@@ -4,8 +4,9 @@ A classifier of ten digits has no answer for "none of these", so it learns to be
 it is shown. Trained also on images that are no digit, with every class equally likely as their
 target, it learns to spread its probability over what it does not know, and `predict` says
 "not sure" of it. The non-digits are made from digits, so they cost nothing to get and stay close
-to what the model must still read: two digits of different classes drawn over each other, and a
-digit whose quarters are moved round. The scribbles and printed letters that
+to what the model must still read: two digits of different classes drawn over each other, a
+digit whose quarters are moved round, and a digit mirrored or turned a quarter (not 0, 1 or 8,
+which stay digits; mirrored and turned digits look like letters). The scribbles and printed letters that
 benchmarks/real_world.py measures the rejection on are never trained on.
 """
 
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 OUTLIER = -1  # the label of a non-digit in a training batch
+SYMMETRIC = (0, 1, 8)  # digits still digits when mirrored or turned a quarter
 OUTLIER_WEIGHT = 0.5  # the weight of the non-digits' loss beside the digits' cross-entropy (Hendrycks et al.'s)
 
 
@@ -48,9 +50,15 @@ def with_outliers(images: Tensor, labels: Tensor, share: float, generator: torch
     rows = torch.randperm(len(labels), device=images.device, generator=generator)[:count]
     digits, classes = images.index_select(0, rows), labels.index_select(0, rows)
     partners = torch.roll(torch.arange(count, device=images.device), 1)
-    overlaid = torch.maximum(digits, digits.index_select(0, partners))
-    two_classes = (classes != classes.index_select(0, partners)) & (torch.arange(count, device=images.device) % 2 == 0)
-    made = torch.where(two_classes[:, None, None, None], overlaid, quarters_moved_round(digits, generator))
+    kind = torch.arange(count, device=images.device) % 4
+    asymmetric = ~torch.isin(classes, torch.tensor(SYMMETRIC, device=classes.device))
+    made = quarters_moved_round(digits, generator)
+    for chosen, non_digit in (
+        ((kind == 0) & (classes != classes.index_select(0, partners)), torch.maximum(digits, digits[partners])),
+        ((kind == 2) & asymmetric, digits.flip(-1)),
+        ((kind == 3) & asymmetric, digits.rot90(1, (-2, -1)) if digits.shape[-1] == digits.shape[-2] else made),
+    ):
+        made = torch.where(chosen[:, None, None, None], non_digit, made)
     return torch.cat([images, made]), torch.cat([labels, labels.new_full((count,), OUTLIER)])
 
 
