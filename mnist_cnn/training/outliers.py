@@ -6,8 +6,8 @@ target, it learns to spread its probability over what it does not know, and `pre
 "not sure" of it. The non-digits are made from digits, so they cost nothing to get and stay close
 to what the model must still read: two digits of different classes drawn over each other, a
 digit whose quarters are moved round, and a digit mirrored or turned a quarter (not 0, 1 or 8,
-which stay digits; mirrored and turned digits look like letters). The scribbles and printed letters that
-benchmarks/real_world.py measures the rejection on are never trained on.
+which stay digits; mirrored and turned digits look like letters). The scribbles and printed
+letters that benchmarks/real_world.py measures the rejection on are never trained on.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def with_outliers(images: Tensor, labels: Tensor, share: float, generator: torch
     partners = torch.roll(torch.arange(count, device=images.device), 1)
     kind = torch.arange(count, device=images.device) % 4
     asymmetric = ~torch.isin(classes, torch.tensor(SYMMETRIC, device=classes.device))
-    made = quarters_moved_round(digits, generator)
+    made = quarters_moved_round(digits, generator)  # kind 1, and any digit another kind would leave a digit
     for chosen, non_digit in (
         ((kind == 0) & (classes != classes.index_select(0, partners)), torch.maximum(digits, digits[partners])),
         ((kind == 2) & asymmetric, digits.flip(-1)),
