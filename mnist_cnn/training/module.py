@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from mnist_cnn.training.datasets import describe
-from mnist_cnn.training.outliers import OUTLIER_WEIGHT, digit_and_outlier_losses
+from mnist_cnn.training.outliers import exposure_loss
 
 SECTIONS = ("model", "optim", "scheduler", "speed")  # the config sections the module is built from
 
@@ -64,11 +64,7 @@ class DigitClassifier(pl.LightningModule):
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, labels = batch
         logits = self(images)
-        digit_losses, outlier_losses = digit_and_outlier_losses(logits, labels)
-        digits = (labels >= 0).sum().to(logits.dtype)
-        digit_loss = digit_losses.sum() / digits.clamp(min=1)
-        outliers = len(labels) - digits
-        loss = digit_loss + OUTLIER_WEIGHT * outlier_losses.sum() / outliers.clamp(min=1)
+        loss, digit_loss, digits = exposure_loss(logits, labels)
         with torch.no_grad():
             predictions = logits.argmax(dim=1)
             totals = self.train_totals if stage == "train" else self.val_totals

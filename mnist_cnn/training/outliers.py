@@ -72,3 +72,13 @@ def digit_and_outlier_losses(logits: Tensor, labels: Tensor) -> tuple[Tensor, Te
     digit = F.cross_entropy(logits, labels.clamp(min=0), reduction="none") * known
     uniform = (-F.log_softmax(logits, dim=1).mean(dim=1) - math.log(logits.shape[1])) * ~known
     return digit, uniform
+
+
+def exposure_loss(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The batch's loss: the digits' mean cross-entropy plus OUTLIER_WEIGHT times the non-digits' mean
+    divergence from uniform; and, for the epoch's figures, the digits' mean cross-entropy and their count."""
+    digit_losses, outlier_losses = digit_and_outlier_losses(logits, labels)
+    digits = (labels >= 0).sum().to(logits.dtype)
+    digit_loss = digit_losses.sum() / digits.clamp(min=1)
+    outlier_loss = outlier_losses.sum() / (len(labels) - digits).clamp(min=1)
+    return digit_loss + OUTLIER_WEIGHT * outlier_loss, digit_loss, digits
