@@ -11,7 +11,7 @@ from PIL import Image
 from digit_images import on_uneven_paper, written
 from mnist_cnn.wild.categories import REPORTING, mnist_test, numbers
 from mnist_cnn.wild.classifier import load_classifier
-from mnist_cnn.wild.numbers import NUMBER_SIDE, groups_of, split_digits
+from mnist_cnn.wild.numbers import CONTINUITY, NUMBER_SIDE, groups_of, split_digits, strokes_of
 from mnist_cnn.wild.preprocess import find_ink
 from mnist_cnn.wild.reading import read
 
@@ -39,6 +39,17 @@ def test_a_written_number_splits_into_its_digits_left_to_right(number):
     lefts = [box.left for box in boxes]
     assert lefts == sorted(lefts) and all(box.right > box.left and box.bottom > box.top for box in boxes)
     assert all(later.left >= earlier.right - 10 for earlier, later in pairwise(boxes))  # next to each other
+
+
+def test_a_stroke_running_on_through_a_junction_costs_more_to_cut_than_one_meeting_it():
+    tee = np.zeros((120, 120), bool)
+    tee[20:30, 10:110] = True  # the bar, running on through the junction
+    tee[30:110, 55:65] = True  # the stem, meeting it
+    strokes = strokes_of(tee, width=10)
+    assert len(strokes.order) == 3 and len(strokes.joints) == 1
+    left, stem, right = (frozenset({number}) for number in strokes.order)
+    assert strokes.cuts([left | right, stem]) == pytest.approx(1, abs=0.05)  # the stem off: it meets at an angle
+    assert strokes.cuts([left | stem, right]) == pytest.approx(1 + CONTINUITY, abs=0.05)  # one line taken apart
 
 
 def test_a_blank_page_has_no_number():

@@ -3,22 +3,27 @@
 The ink is found as for one digit (`preprocess.find_ink`). Its connected groups are the digits,
 once a piece stacked above or below another (like the bar of a 5) is joined to it, small broken-off
 fragments are joined to their nearest neighbour and specks are dropped. A group may still be
-touching digits: where a cut is clear (a column that crosses at most CLEAR_CUT strokes), the
-group whole and cut in two are compared by how well each part reads as a digit, and the better
-wins, again for each part. How well a part reads is the model's confidence and how usual its
-shape is for the digit read: MNIST's digits of each class have their typical width for their
-height (a 1 is half as wide as a 0). A model's confidence alone would not do: it often reads two
-touching digits as one digit, confidently, but then as one far too wide.
+touching digits. Touching digits meet where a stroke of one runs into a stroke of the other, a
+junction of the ink's skeleton, so the group is divided into strokes (the skeleton's branches
+between junctions) and each digit is a set of whole strokes: a cut along a path could not separate
+digits whose strokes overlap in their columns. Of the divisions into runs of strokes left to right
+(dynamic programming), improved by moving strokes between neighbouring parts, the one whose parts
+read best wins; the group whole is one of them. How well a part reads is the model's confidence and
+how usual its shape is for the digit read: MNIST's digits of each class have their typical width
+for their height (a 1 is half as wide as a 0). A model's confidence alone would not do: it often
+reads two touching digits as one digit, confidently, but then as one far too wide. Each junction a
+division breaks costs, more where a line runs on smoothly through it (a digit's own stroke).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations, pairwise
 
 import numpy as np
 from scipy import ndimage
-from skimage import measure
+from skimage import measure, morphology
 
 from mnist_cnn.wild.preprocess import Ink, bounds, find_ink, mnist_frame, soft_digit
 
@@ -28,11 +33,13 @@ NUMBER_SIDE = 512  # a number is analysed at this longer side: its digits get th
 SPECK_SHARE = 0.05  # a group with less ink than this share of the largest group's is a speck
 FRAGMENT_SHARE = 0.4  # a group less tall than this share of the typical group is a broken-off fragment
 STACKED = 0.5  # pieces overlapping by this share of the narrower's width, and not side by side, are one digit
-SPLIT_FROM = 0.75  # a group narrower than this many times its height is one digit (two 1s are about this wide)
-NARROWEST_PART = 0.15  # a cut leaves at least this many heights on either side
-CLEAR_CUT = 2  # a clear cut crosses at most this many stroke widths of ink
-PATH_REACH = 0.25  # a cut path strays at most this many heights from its column
-SPLIT_COST = 1.0  # per stroke a cut crosses, its parts must fit this much better (log-likelihood) than the whole
+SPLIT_FROM = 0.5  # a group narrower than this many times its height is one digit (two touching 1s are wider)
+NARROWEST_PART = 0.15  # a part of a divided group is at least this many of the group's heights wide
+JUNCTION_REACH = 2  # px: skeleton pixels this close to a fork belong to the junction, so branches end clear of it
+CONTINUITY = 0.5  # a junction cut through one line (strokes leaving it in opposite directions) costs this much more
+DIRECTION_REACH = 2.0  # stroke widths: a stroke's direction at a junction is measured this far along it
+MOST_STROKES = 24  # a group of more strokes is read whole (scribbled over: no division would be trusted)
+SPLIT_COST = 1.0  # per junction a division breaks, its parts must fit this much better (log-likelihood) than the whole
 # Width over height of the ink box of MNIST's training digits, per class: mean and standard deviation.
 ASPECT_MEAN = np.array([0.92, 0.46, 0.96, 0.82, 0.82, 0.96, 0.76, 0.80, 0.79, 0.71])
 ASPECT_STD = np.array([0.17, 0.20, 0.20, 0.16, 0.16, 0.23, 0.15, 0.16, 0.16, 0.14])
@@ -125,53 +132,9 @@ def groups_of(ink: Ink) -> list[np.ndarray]:
     return [nearest == number for number in range(1, len(pieces) + 1)]
 
 
-def cut_path(group: np.ndarray, column: int) -> tuple[np.ndarray, float]:
-    """The path from the group's top row to its bottom row near `column` that crosses the least ink.
-
-    It may move one column per row, within PATH_REACH heights of `column`, so it can slip between a
-    slanted digit and its neighbour where a straight cut would run through a stroke. Returns the
-    path's column in each of the group's rows, and the ink pixels it crosses.
-    """
-    left, top, right, bottom = extent(group)
-    reach = max(1, round(PATH_REACH * (bottom - top)))
-    low, high = max(left, column - reach), min(right, column + reach + 1)
-    total = group[top:bottom, low:high].astype(float)
-    for row in range(1, len(total)):
-        above = total[row - 1]
-        total[row] += np.minimum(above, np.minimum(np.r_[np.inf, above[:-1]], np.r_[above[1:], np.inf]))
-    path = np.empty(len(total), int)
-    path[-1] = int(total[-1].argmin())
-    for row in range(len(total) - 2, -1, -1):
-        start = max(0, path[row + 1] - 1)
-        path[row] = start + int(total[row, start : path[row + 1] + 2].argmin())
-    return low + path, float(total[-1].min())
-
-
-def clear_cuts(group: np.ndarray, stroke: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """The two parts of each clear cut of a group and the strokes it crosses: along paths from the valleys in
-    how much ink each column crosses, each crossing at most CLEAR_CUT strokes and leaving parts at least
-    NARROWEST_PART heights wide."""
-    left, top, right, bottom = extent(group)
-    margin = round(NARROWEST_PART * (bottom - top))
-    crossing = ndimage.uniform_filter1d(group[:, left:right].sum(0).astype(float), max(1, round(stroke / 2)))
-    valleys = np.flatnonzero(crossing == ndimage.minimum_filter1d(crossing, max(3, round(stroke))))
-    paths = [cut_path(group, left + int(column)) for column in valleys if margin <= column < right - left - margin]
-    cuts = [(*halves(group, path), ink / stroke) for path, ink in paths if ink <= CLEAR_CUT * stroke]
-    return [cut for cut in cuts if all(part.any() and width(part) >= margin for part in cut[:2])]
-
-
 def width(mask: np.ndarray) -> int:
     left, _, right, _ = extent(mask)
     return right - left
-
-
-def halves(group: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The group's pixels left and right of a cut path."""
-    _, top, _, _ = extent(group)
-    columns = np.arange(group.shape[1])
-    left_of = np.zeros_like(group)
-    left_of[top : top + len(path)] = columns[None, :] < path[:, None]
-    return group & left_of, group & ~left_of
 
 
 def aspect(mask: np.ndarray) -> float:
@@ -187,24 +150,175 @@ def fit(probabilities: np.ndarray, mask: np.ndarray) -> float:
     return float(np.log(max(probabilities[digit], 1e-9)) - wider**2 / 2)
 
 
-def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader) -> list[np.ndarray]:
-    """The group as one digit, or cut at the clear cut whose two parts fit best as digits, each again the same way.
+@dataclass(frozen=True)
+class Joint:
+    """Where strokes meet: which, and the direction each leaves in (a unit vector, rows and columns)."""
 
-    A cut costs SPLIT_COST per stroke it crosses: two digits that barely touch come apart easily,
-    a cut through a digit's own strokes must buy its way with a much better fit.
+    strokes: frozenset[int]
+    directions: dict[int, np.ndarray]
+
+    def cost(self, parts: list[frozenset[int]]) -> float:
+        """What dividing it among parts costs: one per part beyond the first, more where a stroke runs on
+        smoothly into a stroke of another part (one line, the same digit's)."""
+        sides = [self.strokes & part for part in parts if self.strokes & part]
+        if len(sides) < 2:
+            return 0.0
+        smooth = max(
+            (
+                -float(self.directions[a] @ self.directions[b])
+                for one, other in combinations(sides, 2)
+                for a in one
+                for b in other
+            ),
+            default=0.0,
+        )
+        return len(sides) - 1 + CONTINUITY * max(0.0, smooth)
+
+
+@dataclass(frozen=True)
+class Strokes:
+    """A group's ink divided into strokes: the skeleton's branches between its junctions, each ink pixel given
+    to the nearest. Two touching digits meet at a junction, so each digit is a set of whole strokes."""
+
+    owner: np.ndarray  # per pixel of the group: its stroke's number (1, 2, ...); 0 off the group
+    order: list[int]  # the strokes' numbers, left to right by their centre column
+    joints: list[Joint]
+
+    def mask(self, strokes: frozenset[int]) -> np.ndarray:
+        return np.isin(self.owner, list(strokes))
+
+    def cuts(self, parts: list[frozenset[int]]) -> float:
+        """What the division into parts costs at the junctions it breaks."""
+        return sum(joint.cost(parts) for joint in self.joints)
+
+
+def directions(branches: np.ndarray, around: np.ndarray, reach: float) -> dict[int, np.ndarray]:
+    """The direction in which each stroke leaves a junction: towards its skeleton within `reach` of it."""
+    centre = np.array(ndimage.center_of_mass(around))
+    rows, cols = np.nonzero(branches)
+    found = {}
+    for stroke in np.unique(branches[ndimage.binary_dilation(around, np.ones((3, 3))) & (branches > 0)]):
+        points = np.stack([rows, cols], 1)[branches[rows, cols] == stroke] - centre
+        near = points[np.hypot(*points.T) <= reach]
+        mean = near.mean(0) if len(near) else points.mean(0)
+        found[int(stroke)] = mean / max(float(np.hypot(*mean)), 1e-6)
+    return found
+
+
+def strokes_of(group: np.ndarray, width: float) -> Strokes:
+    """The group's strokes: skeleton branches at least a stroke width long (shorter spurs join their neighbour)."""
+    skeleton = morphology.skeletonize(group)
+    neighbours = ndimage.convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
+    junctions = ndimage.binary_dilation(skeleton & (neighbours >= 3), iterations=JUNCTION_REACH)
+    branches = measure.label(skeleton & ~junctions, connectivity=2)
+    lengths = np.bincount(branches.ravel())
+    long_enough = np.flatnonzero(lengths >= width)
+    branches = np.where(np.isin(branches, long_enough[long_enough > 0]), branches, 0)
+    branches = np.unique(branches, return_inverse=True)[1].reshape(branches.shape)  # numbered 1, 2, ...
+    _, (rows, cols) = ndimage.distance_transform_edt(branches == 0, return_indices=True)
+    owner = np.where(group, branches[rows, cols], 0) if branches.any() else group.astype(np.int64)
+    labels = measure.label(junctions)
+    joints = [
+        Joint(frozenset(found), found)
+        for found in (
+            directions(branches, labels == joint, DIRECTION_REACH * width) for joint in range(1, labels.max() + 1)
+        )
+    ]
+    numbers = range(1, owner.max() + 1)
+    centres = [np.nonzero(owner == number)[1].mean() for number in numbers]
+    return Strokes(
+        owner, [numbers[k] for k in np.argsort(centres)], [joint for joint in joints if len(joint.strokes) > 1]
+    )
+
+
+class Parts:
+    """Scores divisions of one group into digits: how well each part reads (`fit`), less SPLIT_COST per junction
+    broken; each part read once."""
+
+    def __init__(self, group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader):
+        self.group, self.ink, self.everything, self.read = group, ink, everything, read
+        self.strokes = strokes_of(group, ink.width)
+        self.narrowest = NARROWEST_PART * height(group)
+        self.fits: dict[frozenset[int], float] = {}
+
+    def usable(self, part: frozenset[int]) -> bool:
+        mask = self.strokes.mask(part)
+        return bool(mask.any()) and width(mask) >= self.narrowest
+
+    def read_all(self, parts: list[frozenset[int]]) -> None:
+        """Read the parts not read before, in one batch."""
+        new = [part for part in dict.fromkeys(parts) if part not in self.fits]
+        if new:
+            masks = [self.strokes.mask(part) for part in new]
+            views = np.stack([digit_view(self.ink, mask, self.everything) for mask in masks])
+            for part, mask, scores in zip(new, masks, self.read(views), strict=True):
+                self.fits[part] = fit(scores, mask)
+
+    def score(self, parts: list[frozenset[int]]) -> float:
+        self.read_all(parts)
+        return sum(self.fits[part] for part in parts) - SPLIT_COST * self.strokes.cuts(parts)
+
+
+def left_to_right(strokes: Strokes, parts: Parts) -> list[frozenset[int]]:
+    """The best division into runs of strokes in left-to-right order (dynamic programming over the runs)."""
+    order, count = strokes.order, len(strokes.order)
+    runs = {
+        (start, stop): frozenset(order[start:stop]) for start in range(count) for stop in range(start + 1, count + 1)
+    }
+    runs = {key: run for key, run in runs.items() if key == (0, count) or parts.usable(run)}
+    parts.read_all(list(runs.values()))
+    best: dict[int, list[frozenset[int]]] = {0: []}  # the best division of the first strokes, by their count
+    for stop in range(1, count + 1):
+        options = [
+            [*best[start], runs[start, stop]] for start in range(stop) if start in best and (start, stop) in runs
+        ]
+        if options:
+            best[stop] = max(options, key=parts.score)
+    return best.get(count, [frozenset(order)])
+
+
+def movable(part: frozenset[int], strokes: Strokes) -> list[frozenset[int]]:
+    """What may move out of a part at once: each stroke, and each two of its strokes that meet at a junction
+    (a loop's arc split where the neighbour touches it)."""
+    pairs = {frozenset(pair) for joint in strokes.joints for pair in combinations(joint.strokes & part, 2)}
+    return [frozenset({stroke}) for stroke in part] + sorted(pairs, key=sorted)
+
+
+def with_strokes_moved(division: list[frozenset[int]], parts: Parts) -> list[frozenset[int]]:
+    """Move strokes between neighbouring parts while that scores better: where two digits overlap, a stroke
+    of the left one can lie right of the right one's first stroke, which no run in order holds."""
+    best = parts.score(division)
+    improved = True
+    while improved:
+        improved = False
+        for index, (left, right) in enumerate(pairwise(division)):
+            moves = [(left - moved, right | moved) for moved in movable(left, parts.strokes)]
+            moves += [(left | moved, right - moved) for moved in movable(right, parts.strokes)]
+            for new_left, new_right in moves:
+                if not (parts.usable(new_left) and parts.usable(new_right)):
+                    continue
+                candidate = [*division[:index], new_left, new_right, *division[index + 2 :]]
+                if (score := parts.score(candidate)) > best:
+                    division, best, improved = candidate, score, True
+                    break
+            if improved:
+                break
+    return division
+
+
+def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader) -> list[np.ndarray]:
+    """The group as one digit or divided into touching digits: whichever division into whole strokes reads best.
+
+    A division costs SPLIT_COST per junction it breaks: two digits that touch break one or two, a digit
+    cut through its own strokes must buy that with a much better reading.
     """
-    cuts = clear_cuts(group, ink.width) if aspect(group) >= SPLIT_FROM else []
-    if not cuts:
+    if aspect(group) < SPLIT_FROM:
         return [group]
-    options = [((group,), 0.0), *(((left, right), strokes) for left, right, strokes in cuts)]
-    parts = [part for option, _ in options for part in option]
-    scores = read(np.stack([digit_view(ink, part, everything) for part in parts]))
-    fits = iter(fit(score, part) for score, part in zip(scores, parts, strict=True))
-    totals = [sum(next(fits) for _ in option) - SPLIT_COST * strokes for option, strokes in options]
-    best = options[int(np.argmax(totals))][0]
-    if len(best) == 1:
+    parts = Parts(group, ink, everything, read)
+    if not 2 <= len(parts.strokes.order) <= MOST_STROKES:
         return [group]
-    return [digit for part in best for digit in split_touching(part, ink, everything, read)]
+    division = with_strokes_moved(left_to_right(parts.strokes, parts), parts)
+    return [group & parts.strokes.mask(part) for part in division]
 
 
 def digit_view(ink: Ink, mask: np.ndarray, everything: np.ndarray) -> np.ndarray:
