@@ -38,7 +38,7 @@ NARROWEST_PART = 0.15  # a part of a divided group is at least this many of the 
 JUNCTION_REACH = 2  # px: skeleton pixels this close to a fork belong to the junction, so branches end clear of it
 CONTINUITY = 0.5  # a junction cut through one line (strokes leaving it in opposite directions) costs this much more
 DIRECTION_REACH = 2.0  # stroke widths: a stroke's direction at a junction is measured this far along it
-MOST_STROKES = 24  # a group of more strokes is read whole (scribbled over: no division would be trusted)
+MOST_STROKES = 12  # a group of more strokes is read whole: a tangle, not a few touching digits (those have up to 9)
 SPLIT_COST = 1.0  # per junction a division breaks, its parts must fit this much better (log-likelihood) than the whole
 # Width over height of the ink box of MNIST's training digits, per class: mean and standard deviation.
 ASPECT_MEAN = np.array([0.92, 0.46, 0.96, 0.82, 0.82, 0.96, 0.76, 0.80, 0.79, 0.71])
@@ -205,8 +205,11 @@ def directions(branches: np.ndarray, around: np.ndarray, reach: float) -> dict[i
     return found
 
 
-def strokes_of(group: np.ndarray, width: float) -> Strokes:
-    """The group's strokes: skeleton branches at least a stroke width long (shorter spurs join their neighbour)."""
+def strokes_of(group: np.ndarray, width: float) -> Strokes | None:
+    """The group's strokes: skeleton branches at least a stroke width long (shorter spurs join their neighbour).
+
+    None for more than MOST_STROKES: such a tangle is read whole, before its junctions cost any time.
+    """
     skeleton = morphology.skeletonize(group)
     neighbours = ndimage.convolve(skeleton.astype(np.uint8), np.ones((3, 3), np.uint8), mode="constant") - 1
     junctions = ndimage.binary_dilation(skeleton & (neighbours >= 3), iterations=JUNCTION_REACH)
@@ -215,6 +218,8 @@ def strokes_of(group: np.ndarray, width: float) -> Strokes:
     long_enough = np.flatnonzero(lengths >= width)
     branches = np.where(np.isin(branches, long_enough[long_enough > 0]), branches, 0)
     branches = np.unique(branches, return_inverse=True)[1].reshape(branches.shape)  # numbered 1, 2, ...
+    if branches.max() > MOST_STROKES:
+        return None
     _, (rows, cols) = ndimage.distance_transform_edt(branches == 0, return_indices=True)
     owner = np.where(group, branches[rows, cols], 0) if branches.any() else group.astype(np.int64)
     labels = measure.label(junctions)
@@ -235,9 +240,8 @@ class Parts:
     """Scores divisions of one group into digits: how well each part reads (`fit`), less SPLIT_COST per junction
     broken; each part read once."""
 
-    def __init__(self, group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader):
-        self.group, self.ink, self.everything, self.read = group, ink, everything, read
-        self.strokes = strokes_of(group, ink.width)
+    def __init__(self, group: np.ndarray, strokes: Strokes, ink: Ink, everything: np.ndarray, read: Reader):
+        self.strokes, self.ink, self.everything, self.read = strokes, ink, everything, read
         self.narrowest = NARROWEST_PART * height(group)
         self.fits: dict[frozenset[int], float] = {}
 
@@ -312,13 +316,12 @@ def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Re
     A division costs SPLIT_COST per junction it breaks: two digits that touch break one or two, a digit
     cut through its own strokes must buy that with a much better reading.
     """
-    if aspect(group) < SPLIT_FROM:
+    strokes = strokes_of(group, ink.width) if aspect(group) >= SPLIT_FROM else None
+    if strokes is None or len(strokes.order) < 2:
         return [group]
-    parts = Parts(group, ink, everything, read)
-    if not 2 <= len(parts.strokes.order) <= MOST_STROKES:
-        return [group]
-    division = with_strokes_moved(left_to_right(parts.strokes, parts), parts)
-    return [group & parts.strokes.mask(part) for part in division]
+    parts = Parts(group, strokes, ink, everything, read)
+    division = with_strokes_moved(left_to_right(strokes, parts), parts)
+    return [group & strokes.mask(part) for part in division]
 
 
 def digit_view(ink: Ink, mask: np.ndarray, everything: np.ndarray) -> np.ndarray:
