@@ -142,11 +142,15 @@ def aspect(mask: np.ndarray) -> float:
     return (right - left) / (bottom - top)
 
 
-def fit(probabilities: np.ndarray, mask: np.ndarray) -> float:
+def fit(probabilities: np.ndarray, mask: np.ndarray, tallest: float = np.inf) -> float:
     """How well a part reads as a digit: log confidence, less the squared z-score of its width for that digit
-    where it is wider than usual (two digits read as one are; a narrow hand is no reason to doubt a digit)."""
+    where it is wider than usual (two digits read as one are; a narrow hand is no reason to doubt a digit).
+
+    The width is measured against the part's height, at most `tallest`: the number's usual digit height,
+    so a digit reaching below its neighbour (a 1 under a 7's bar) cannot make two digits look one narrow one.
+    """
     digit = int(probabilities.argmax())
-    wider = max(0.0, (aspect(mask) - ASPECT_MEAN[digit]) / ASPECT_STD[digit])
+    wider = max(0.0, (width(mask) / min(height(mask), tallest) - ASPECT_MEAN[digit]) / ASPECT_STD[digit])
     return float(np.log(max(probabilities[digit], 1e-9)) - wider**2 / 2)
 
 
@@ -240,8 +244,10 @@ class Parts:
     """Scores divisions of one group into digits: how well each part reads (`fit`), less SPLIT_COST per junction
     broken; each part read once."""
 
-    def __init__(self, group: np.ndarray, strokes: Strokes, ink: Ink, everything: np.ndarray, read: Reader):
-        self.strokes, self.ink, self.everything, self.read = strokes, ink, everything, read
+    def __init__(
+        self, group: np.ndarray, strokes: Strokes, ink: Ink, everything: np.ndarray, read: Reader, tallest: float
+    ):
+        self.strokes, self.ink, self.everything, self.read, self.tallest = strokes, ink, everything, read, tallest
         self.narrowest = NARROWEST_PART * height(group)
         self.fits: dict[frozenset[int], float] = {}
 
@@ -256,7 +262,7 @@ class Parts:
             masks = [self.strokes.mask(part) for part in new]
             views = np.stack([digit_view(self.ink, mask, self.everything) for mask in masks])
             for part, mask, scores in zip(new, masks, self.read(views), strict=True):
-                self.fits[part] = fit(scores, mask)
+                self.fits[part] = fit(scores, mask, self.tallest)
 
     def score(self, parts: list[frozenset[int]]) -> float:
         self.read_all(parts)
@@ -310,7 +316,9 @@ def with_strokes_moved(division: list[frozenset[int]], parts: Parts) -> list[fro
     return division
 
 
-def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader) -> list[np.ndarray]:
+def split_touching(
+    group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader, tallest: float = np.inf
+) -> list[np.ndarray]:
     """The group as one digit or divided into touching digits: whichever division into whole strokes reads best.
 
     A division costs SPLIT_COST per junction it breaks: two digits that touch break one or two, a digit
@@ -319,7 +327,7 @@ def split_touching(group: np.ndarray, ink: Ink, everything: np.ndarray, read: Re
     strokes = strokes_of(group, ink.width) if aspect(group) >= SPLIT_FROM else None
     if strokes is None or len(strokes.order) < 2:
         return [group]
-    parts = Parts(group, strokes, ink, everything, read)
+    parts = Parts(group, strokes, ink, everything, read, tallest)
     division = with_strokes_moved(left_to_right(strokes, parts), parts)
     return [group & strokes.mask(part) for part in division]
 
@@ -341,7 +349,9 @@ def split_digits(gray: np.ndarray, read: Reader) -> tuple[np.ndarray, list[Box]]
     """
     ink = find_ink(gray, NUMBER_SIDE)
     everything = ink.mask
-    digits = [part for group in groups_of(ink) for part in split_touching(group, ink, everything, read)]
+    groups = groups_of(ink)
+    usual_height = float(np.median([height(group) for group in groups])) if len(groups) > 1 else np.inf
+    digits = [part for group in groups for part in split_touching(group, ink, everything, read, usual_height)]
     digits.sort(key=centre_column)
     return np.stack([digit_view(ink, mask, everything) for mask in digits]), [
         original_box(mask, ink.scale) for mask in digits
