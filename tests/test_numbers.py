@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digit_images import on_uneven_paper, written
 from mnist_cnn.wild.categories import REPORTING, mnist_test, numbers
@@ -50,6 +50,18 @@ def test_a_stroke_running_on_through_a_junction_costs_more_to_cut_than_one_meeti
     left, stem, right = (frozenset({number}) for number in strokes.order)
     assert strokes.cuts([left | right, stem]) == pytest.approx(1, abs=0.05)  # the stem off: it meets at an angle
     assert strokes.cuts([left | stem, right]) == pytest.approx(1 + CONTINUITY, abs=0.05)  # one line taken apart
+
+
+def test_a_tangle_is_read_whole_not_divided_every_way():
+    grid = Image.new("L", (1024, 400), 255)
+    draw = ImageDraw.Draw(grid)
+    for x in range(0, 1024, 24):
+        draw.line([(x, 0), (x, 400)], fill=0, width=3)
+    for y in range(0, 400, 24):
+        draw.line([(0, y), (1024, y)], fill=0, width=3)
+    seen = []
+    views, _ = split_digits(gray(grid), lambda views: seen.append(len(views)) or undecided(views))
+    assert len(views) >= 1 and sum(seen) == 0  # no part of it read to choose a division (hundreds were)
 
 
 def test_a_blank_page_has_no_number():
