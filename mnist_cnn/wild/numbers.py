@@ -156,10 +156,13 @@ def fit(probabilities: np.ndarray, mask: np.ndarray, tallest: float = np.inf) ->
 
 @dataclass(frozen=True)
 class Joint:
-    """Where strokes meet: which, and the direction each leaves in (a unit vector, rows and columns)."""
+    """Where strokes meet: the direction each leaves in (a unit vector, rows and columns), by stroke."""
 
-    strokes: frozenset[int]
     directions: dict[int, np.ndarray]
+
+    @property
+    def strokes(self) -> frozenset[int]:
+        return frozenset(self.directions)
 
     def cost(self, parts: list[frozenset[int]]) -> float:
         """What dividing it among parts costs: one per part beyond the first, more where a stroke runs on
@@ -228,10 +231,7 @@ def strokes_of(group: np.ndarray, width: float) -> Strokes | None:
     owner = np.where(group, branches[rows, cols], 0) if branches.any() else group.astype(np.int64)
     labels = measure.label(junctions)
     joints = [
-        Joint(frozenset(found), found)
-        for found in (
-            directions(branches, labels == joint, DIRECTION_REACH * width) for joint in range(1, labels.max() + 1)
-        )
+        Joint(directions(branches, labels == joint, DIRECTION_REACH * width)) for joint in range(1, labels.max() + 1)
     ]
     numbers = range(1, owner.max() + 1)
     centres = [np.nonzero(owner == number)[1].mean() for number in numbers]
@@ -249,17 +249,24 @@ class Parts:
     ):
         self.strokes, self.ink, self.everything, self.read, self.tallest = strokes, ink, everything, read, tallest
         self.narrowest = NARROWEST_PART * height(group)
+        self.masks: dict[frozenset[int], np.ndarray] = {}
         self.fits: dict[frozenset[int], float] = {}
 
+    def mask(self, part: frozenset[int]) -> np.ndarray:
+        """The part's pixels, found once: a division is tried as a usable part, read, and scored again."""
+        if part not in self.masks:
+            self.masks[part] = self.strokes.mask(part)
+        return self.masks[part]
+
     def usable(self, part: frozenset[int]) -> bool:
-        mask = self.strokes.mask(part)
+        mask = self.mask(part)
         return bool(mask.any()) and width(mask) >= self.narrowest
 
     def read_all(self, parts: list[frozenset[int]]) -> None:
         """Read the parts not read before, in one batch."""
         new = [part for part in dict.fromkeys(parts) if part not in self.fits]
         if new:
-            masks = [self.strokes.mask(part) for part in new]
+            masks = [self.mask(part) for part in new]
             views = np.stack([digit_view(self.ink, mask, self.everything) for mask in masks])
             for part, mask, scores in zip(new, masks, self.read(views), strict=True):
                 self.fits[part] = fit(scores, mask, self.tallest)
@@ -269,9 +276,9 @@ class Parts:
         return sum(self.fits[part] for part in parts) - SPLIT_COST * self.strokes.cuts(parts)
 
 
-def left_to_right(strokes: Strokes, parts: Parts) -> list[frozenset[int]]:
+def left_to_right(parts: Parts) -> list[frozenset[int]]:
     """The best division into runs of strokes in left-to-right order (dynamic programming over the runs)."""
-    order, count = strokes.order, len(strokes.order)
+    order, count = parts.strokes.order, len(parts.strokes.order)
     runs = {
         (start, stop): frozenset(order[start:stop]) for start in range(count) for stop in range(start + 1, count + 1)
     }
@@ -328,8 +335,8 @@ def split_touching(
     if strokes is None or len(strokes.order) < 2:
         return [group]
     parts = Parts(group, strokes, ink, everything, read, tallest)
-    division = with_strokes_moved(left_to_right(strokes, parts), parts)
-    return [group & strokes.mask(part) for part in division]
+    division = with_strokes_moved(left_to_right(parts), parts)
+    return [group & parts.mask(part) for part in division]
 
 
 def digit_view(ink: Ink, mask: np.ndarray, everything: np.ndarray) -> np.ndarray:
@@ -345,7 +352,7 @@ def original_box(mask: np.ndarray, scale: float) -> Box:
 def split_digits(gray: np.ndarray, read: Reader) -> tuple[np.ndarray, list[Box]]:
     """The digits of a written number, left to right: (N, 28, 28) MNIST-style digits and their boxes.
 
-    `read` chooses where touching digits are cut: at the cut whose two parts it reads most confidently.
+    `read` chooses how touching digits are divided: into the parts it reads best as digits (`split_touching`).
     """
     ink = find_ink(gray, NUMBER_SIDE)
     everything = ink.mask
