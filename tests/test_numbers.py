@@ -64,6 +64,25 @@ def test_a_tangle_is_read_whole_not_divided_every_way():
     assert len(views) >= 1 and sum(seen) == 0  # no part of it read to choose a division (hundreds were)
 
 
+def test_pieces_are_grouped_into_digits_and_specks_dropped():
+    page = Image.new("L", (400, 200), 255)
+    draw = ImageDraw.Draw(page)
+    draw.line([(60, 80), (60, 170)], fill=0, width=10)  # a stem ...
+    draw.line([(50, 40), (110, 40), (110, 90)], fill=0, width=10)  # ... with its bar apart above it (a 5's)
+    draw.ellipse([(180, 50), (260, 170)], outline=0, width=10)  # a 0 ...
+    draw.line([(265, 45), (275, 35)], fill=0, width=10)  # ... with a broken-off flick beside it
+    rng = np.random.default_rng(0)
+    for x, y in rng.integers([300, 5], [395, 195], size=(300, 2)):
+        draw.point([(int(x), int(y))], fill=0)  # grain: 300 specks
+    groups = groups_of(find_ink(gray(page), NUMBER_SIDE))
+    scale = NUMBER_SIDE / 400
+    assert len(groups) == 2
+    stem_and_bar, ring = sorted(groups, key=lambda group: np.nonzero(group)[1].mean())
+    assert stem_and_bar[int(40 * scale), int(80 * scale)] and stem_and_bar[int(120 * scale), int(60 * scale)]
+    assert ring[int(40 * scale), int(270 * scale)]  # the flick joined its digit
+    assert not any(group[:, int(300 * scale) :].any() for group in groups)  # the specks joined nothing
+
+
 def test_a_blank_page_has_no_number():
     answer = read(None, gray(on_uneven_paper(Image.new("L", (300, 120), 0))), numbers=True)
     assert answer.digits == [] and answer.number == "" and answer.verdict == "no digit found"

@@ -65,16 +65,47 @@ def overlap(first: tuple[int, int], second: tuple[int, int]) -> int:
     return max(0, min(first[1], second[1]) - max(first[0], second[0]))
 
 
-def stacked(first: np.ndarray, second: np.ndarray) -> bool:
+@dataclass(frozen=True)
+class Piece:
+    """Connected pieces of clear ink taken as one so far: their labels, their joint box and their ink.
+
+    Joining pieces compares boxes only, never whole masks, so an image of a thousand specks (noise,
+    a textured page) is grouped as quickly as a number of four digits.
+    """
+
+    labels: frozenset[int]
+    box: tuple[int, int, int, int]  # left, top, right, bottom
+    mass: float
+
+    def __or__(self, other: Piece) -> Piece:
+        (left1, top1, right1, bottom1), (left2, top2, right2, bottom2) = self.box, other.box
+        box = (min(left1, left2), min(top1, top2), max(right1, right2), max(bottom1, bottom2))
+        return Piece(self.labels | other.labels, box, self.mass + other.mass)
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+def pieces_of(labels: np.ndarray, ink: np.ndarray) -> list[Piece]:
+    """Each labelled connected piece with its box and the ink it holds."""
+    masses = ndimage.sum_labels(ink, labels, index=np.arange(1, labels.max() + 1))
+    return [
+        Piece(frozenset({number}), (cols.start, rows.start, cols.stop, rows.stop), float(mass))
+        for number, ((rows, cols), mass) in enumerate(zip(ndimage.find_objects(labels), masses, strict=True), 1)
+    ]
+
+
+def stacked(first: Piece, second: Piece) -> bool:
     """Two pieces of one digit: they share most of the narrower one's columns but few of their rows."""
-    left1, top1, right1, bottom1 = extent(first)
-    left2, top2, right2, bottom2 = extent(second)
+    left1, top1, right1, bottom1 = first.box
+    left2, top2, right2, bottom2 = second.box
     across = overlap((left1, right1), (left2, right2)) / min(right1 - left1, right2 - left2)
     along = overlap((top1, bottom1), (top2, bottom2)) / min(bottom1 - top1, bottom2 - top2)
     return across >= STACKED and along < STACKED
 
 
-def joined(groups: list[np.ndarray], belong: Callable[[list[np.ndarray], int, int], bool]) -> list[np.ndarray]:
+def joined(groups: list[Piece], belong: Callable[[list[Piece], int, int], bool]) -> list[Piece]:
     """Join group i into group j while some `belong(groups, i, j)` says they are one digit."""
     groups = list(groups)
     pairs = ((i, j) for i in range(len(groups)) for j in range(len(groups)) if i != j)
@@ -95,17 +126,17 @@ def height(mask: np.ndarray) -> int:
     return bottom - top
 
 
-def columns_apart(first: np.ndarray, second: np.ndarray) -> int:
-    """How many columns lie between two masks (negative: how many they share)."""
-    left1, _, right1, _ = extent(first)
-    left2, _, right2, _ = extent(second)
+def columns_apart(first: Piece, second: Piece) -> int:
+    """How many columns lie between two pieces (negative: how many they share)."""
+    left1, _, right1, _ = first.box
+    left2, _, right2, _ = second.box
     return max(left1, left2) - min(right1, right2)
 
 
-def fragment_of(groups: list[np.ndarray], i: int, j: int) -> bool:
+def fragment_of(groups: list[Piece], i: int, j: int) -> bool:
     """Whether group i is a broken-off fragment (less than FRAGMENT_SHARE of the typical digit's height) and j
     the group it belongs to: the one sharing most of its columns, or the nearest."""
-    if len(groups) < 2 or height(groups[i]) >= FRAGMENT_SHARE * np.median([height(group) for group in groups]):
+    if len(groups) < 2 or groups[i].height >= FRAGMENT_SHARE * np.median([group.height for group in groups]):
         return False
     others = [k for k in range(len(groups)) if k != i]
     return j == min(others, key=lambda k: columns_apart(groups[i], groups[k]))
@@ -118,15 +149,13 @@ def groups_of(ink: Ink) -> list[np.ndarray]:
     digits do not join them; each group then takes back the fainter ink within a stroke's width.
     """
     labels = measure.label(ink.ink > ink.high)
-    pieces = joined([labels == label for label in range(1, labels.max() + 1)], lambda g, i, j: stacked(g[i], g[j]))
-    mass = [float(ink.ink[piece].sum()) for piece in pieces]
-    pieces = joined(
-        [piece for piece, weight in zip(pieces, mass, strict=True) if weight >= SPECK_SHARE * max(mass)],
-        fragment_of,
-    )
-    owner = np.zeros(ink.mask.shape, np.int32)
+    pieces = joined(pieces_of(labels, ink.ink), lambda g, i, j: stacked(g[i], g[j]))
+    heaviest = max(piece.mass for piece in pieces)
+    pieces = joined([piece for piece in pieces if piece.mass >= SPECK_SHARE * heaviest], fragment_of)
+    numbering = np.zeros(labels.max() + 1, np.int32)
     for number, piece in enumerate(pieces, 1):
-        owner[piece] = number
+        numbering[list(piece.labels)] = number
+    owner = numbering[labels]
     distance, (rows, cols) = ndimage.distance_transform_edt(owner == 0, return_indices=True)
     nearest = np.where(ink.mask & (distance <= ink.width), owner[rows, cols], 0)
     return [nearest == number for number in range(1, len(pieces) + 1)]
