@@ -179,7 +179,8 @@ def fit(probabilities: np.ndarray, mask: np.ndarray, tallest: float = np.inf) ->
     so a digit reaching below its neighbour (a 1 under a 7's bar) cannot make two digits look one narrow one.
     """
     digit = int(probabilities.argmax())
-    wider = max(0.0, (width(mask) / min(height(mask), tallest) - ASPECT_MEAN[digit]) / ASPECT_STD[digit])
+    left, top, right, bottom = extent(mask)
+    wider = max(0.0, ((right - left) / min(bottom - top, tallest) - ASPECT_MEAN[digit]) / ASPECT_STD[digit])
     return float(np.log(max(probabilities[digit], 1e-9)) - wider**2 / 2)
 
 
@@ -196,7 +197,7 @@ class Joint:
     def cost(self, parts: list[frozenset[int]]) -> float:
         """What dividing it among parts costs: one per part beyond the first, more where a stroke runs on
         smoothly into a stroke of another part (one line, the same digit's)."""
-        sides = [self.strokes & part for part in parts if self.strokes & part]
+        sides = [side for part in parts if (side := self.strokes & part)]
         if len(sides) < 2:
             return 0.0
         smooth = max(
