@@ -133,7 +133,14 @@ VIEWS = {
     "plain": plain_resize,
     "old": functools.partial(or_blank, old_preprocess.to_mnist),
     "new": functools.partial(or_blank, to_mnist),
+    "new, grey kept": functools.partial(or_blank, functools.partial(to_mnist, keep_grey=True)),
 }
+COLUMNS = ("plain", "old", "new")  # "new" is read as predict reads it: grey kept for a run that keeps grey
+
+
+def seen_by(run: PixelClassifier, view: str) -> str:
+    """The view a run reads for a column: the new preprocessing keeps the grey for a model trained on grey ink."""
+    return "new, grey kept" if view == "new" and run.keeps_grey else view
 
 
 def one_thread() -> None:
@@ -199,19 +206,18 @@ def all_views(rows, mapper: Mapper) -> dict[str, dict[str, np.ndarray]]:
 
 
 def accuracies(models: dict[str, list[PixelClassifier]], views: dict[str, dict[str, np.ndarray]], rows) -> Accuracies:
-    """Every run's accuracy on every row and view; the new view is read with test-time augmentation too."""
+    """Every run's accuracy on every row and column; the new view is read with test-time augmentation too."""
     table: Accuracies = defaultdict(lambda: defaultdict(dict))
-    for view, by_row in views.items():
-        for row, digits in by_row.items():
-            labels = rows[row][1]
+
+    def accuracy(run: PixelClassifier, view: str, row: str, tta: bool = False) -> float:
+        return float((probabilities(run, views[seen_by(run, view)][row], tta).argmax(1) == rows[row][1]).mean())
+
+    for view in COLUMNS:
+        for row in rows:
             for name, runs in models.items():
-                table[name][view][row] = [
-                    float((probabilities(run, digits).argmax(1) == labels).mean()) for run in runs
-                ]
+                table[name][view][row] = [accuracy(run, view, row) for run in runs]
                 if view == "new":
-                    table[name]["new+tta"][row] = [
-                        float((probabilities(run, digits, tta=True).argmax(1) == labels).mean()) for run in runs
-                    ]
+                    table[name]["new+tta"][row] = [accuracy(run, view, row, tta=True) for run in runs]
     return table
 
 
@@ -286,23 +292,30 @@ def share(flags: np.ndarray) -> str:
     return f"{flags.mean():.2%}" if flags.size else "n/a"
 
 
+def contrasts(models: dict[str, list[PixelClassifier]]) -> set[bool]:
+    """Which of the new preprocessing's contrasts (grey kept or not) the runs read."""
+    return {run.keeps_grey for runs in models.values() for run in runs}
+
+
 def print_confidence(
-    models, views: dict[str, np.ndarray], rows, options: Settings, mapper: Mapper
+    models, views: dict[str, dict[str, np.ndarray]], rows, options: Settings, mapper: Mapper
 ) -> dict[str, list[float]]:
     """Per run: the threshold `calibrate` finds on TUNING, the share of sure answers and their accuracy on the
     rows, and ECE; the thresholds, per recipe."""
-    tuning, tuning_labels = tuning_views(options.data_root, options.calibration, mapper)
+    tuning = {
+        keep_grey: tuning_views(options.data_root, options.calibration, keep_grey, mapper)
+        for keep_grey in contrasts(models)
+    }
     mnist, mnist_labels = mnist_test(options.data_root, slice(None))
-    digits = np.concatenate(list(views.values()))
-    labels = np.concatenate([rows[row][1] for row in views])
-    real = np.concatenate([np.full(len(rows[row][1]), row not in CATEGORIES) for row in views])
+    labels = np.concatenate([labels for _, labels in rows.values()])
+    real = np.concatenate([np.full(len(labels), row not in CATEGORIES) for row, (_, labels) in rows.items()])
     print("\nconfidence, new preprocessing: threshold calibrated on the TUNING half, then on the rows above")
     thresholds: dict[str, list[float]] = defaultdict(list)
     for name, runs in models.items():
         for index, run in enumerate(runs):
-            threshold = calibrate(run, tuning, tuning_labels)["not_sure_below"]
+            threshold = calibrate(run, *tuning[run.keeps_grey])["not_sure_below"]
             thresholds[name].append(threshold)
-            scores = probabilities(run, digits)
+            scores = probabilities(run, np.concatenate([views[seen_by(run, "new")][row] for row in rows]))
             sure, right = scores.max(1) >= threshold, scores.argmax(1) == labels
             print(
                 f"{name}[{index}] threshold {threshold:.3f}: generated sure {share(sure[~real])} "
@@ -319,15 +332,19 @@ def print_non_digits(models, thresholds: dict[str, list[float]], options: Settin
     """Per kind of non-digit (scribbles, printed letters): how often each run still answers a digit "sure"."""
     print(f"\nnon-digits ({options.non_digits} of each), new preprocessing: answered sure / no digit found, per run")
     for kind in NON_DIGITS:
-        views = list(mapper(preprocessed, non_digits(kind, options.non_digits)))
-        found = np.stack([view for view in views if view is not None])
-        blank = 1 - len(found) / len(views)
+        images = non_digits(kind, options.non_digits)
+        seen = {
+            keep_grey: list(mapper(functools.partial(preprocessed, keep_grey=keep_grey), images))
+            for keep_grey in contrasts(models)
+        }
         cells = []
         for name, runs in models.items():
             for run, threshold in zip(runs, thresholds[name], strict=True):
-                sure = (probabilities(run, found).max(1) >= threshold).sum() / len(views)
-                cells.append(f"{name} {sure:.1%}")
-        print(f"{kind}: no digit found {blank:.1%}; sure: " + "  ".join(cells))
+                views = seen[run.keeps_grey]
+                found = [view for view in views if view is not None]
+                sure = (probabilities(run, np.stack(found)).max(1) >= threshold).sum() if found else 0
+                cells.append(f"{name} {sure / len(views):.1%} (no digit found {1 - len(found) / len(views):.1%})")
+        print(f"{kind}, sure: " + "  ".join(cells))
 
 
 def main(argv: list[str]) -> None:
@@ -344,7 +361,7 @@ def main(argv: list[str]) -> None:
         print_accuracy(table, counts)
         print_wild_minus_default(table, counts)
         print_numbers(runs, options, mapper)
-        thresholds = print_confidence(models, views["new"], rows, options, mapper)
+        thresholds = print_confidence(models, views, rows, options, mapper)
         print_non_digits(models, thresholds, options, mapper)
 
 

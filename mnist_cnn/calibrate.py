@@ -39,7 +39,7 @@ def calibrate_run(model_dir: Path, data_root: str | None = None, per_category: i
     run = RunDir(model_dir)
     classifier = load_classifier(model_dir)
     check_digit_model(classifier.classes, "calibrate")
-    views, labels = tuning_views(data_root or run.read_config().data.root, per_category)
+    views, labels = tuning_views(data_root or run.read_config().data.root, per_category, classifier.keeps_grey)
     calibration = calibrate(classifier, views, labels)
     run.write_calibration(calibration)
     return calibration

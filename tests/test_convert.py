@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mnist_cnn.predict import label_row
 from mnist_cnn.training.convert import conform
 from mnist_cnn.training.datasets import CATALOGUE, describe
-from mnist_cnn.wild.classifier import PixelClassifier
+from mnist_cnn.wild.classifier import PixelClassifier, load_classifier
 from mnist_cnn.wild.reading import Answer, Digit
 
 MNIST, SVHN, USPS = CATALOGUE["mnist"], CATALOGUE["svhn"], CATALOGUE["usps"]
@@ -79,3 +81,13 @@ def test_a_classifier_takes_mnist_style_pixels_whatever_its_model_was_trained_on
     classifier = PixelClassifier(network, [0.4, 0.4, 0.4], [0.2, 0.2, 0.2], SVHN, list(SVHN.classes))
     probabilities = classifier(torch.rand(5, 1, 28, 28))
     assert probabilities.shape == (5, 10) and torch.allclose(probabilities.sum(1), torch.ones(5))
+
+
+def test_a_run_trained_with_the_wild_augmentation_keeps_grey(trained_run, tmp_path):
+    """Its blurred, faded, low-resolution training digits were grey; a run trained on MNIST's own ink keeps none."""
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    assert load_classifier(run).keeps_grey is False
+    config = OmegaConf.load(run / "config.yaml")
+    config.data.augment = "wild"
+    OmegaConf.save(config, run / "config.yaml")
+    assert load_classifier(run).keeps_grey is True

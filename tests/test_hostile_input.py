@@ -191,12 +191,12 @@ def test_one_bad_file_never_costs_the_others_their_answers(trained_run, tmp_path
     (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
     real_to_mnist = reading.to_mnist
 
-    def breaks_on_b(gray):
+    def breaks_on_b(gray, keep_grey):
         if breaks_on_b.calls == 1:
             breaks_on_b.calls += 1
             raise ValueError("cannot convert float NaN to integer")
         breaks_on_b.calls += 1
-        return real_to_mnist(gray)
+        return real_to_mnist(gray, keep_grey)
 
     breaks_on_b.calls = 0
     monkeypatch.setattr(reading, "to_mnist", breaks_on_b)

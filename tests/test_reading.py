@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch import nn
 
 from digit_images import zero
@@ -18,9 +18,9 @@ class Fixed(nn.Module):
 
     classes = list("0123456789")
 
-    def __init__(self, scores: list[float]):
+    def __init__(self, scores: list[float], keeps_grey: bool = False):
         super().__init__()
-        self.scores = torch.tensor(scores)
+        self.scores, self.keeps_grey = torch.tensor(scores), keeps_grey
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.scores.expand(len(pixels), 10)
@@ -92,3 +92,29 @@ def test_a_number_is_not_sure_when_any_digit_is():
     gray = np.asarray(canvas, dtype=np.float32) / 255
     assert read(Fixed(scores(0.95)), gray, numbers=True).number == "77"
     assert read(Fixed(scores(0.95)), gray, numbers=True, threshold=0.96).verdict == NOT_SURE
+
+
+def blurred_zeros(count: int) -> np.ndarray:
+    canvas = Image.new("L", (120 * count + 80, 150), 0)
+    for index in range(count):
+        canvas.paste(zero(), (120 * index, 0))
+    return np.asarray(canvas.filter(ImageFilter.GaussianBlur(6)), dtype=np.float32) / 255
+
+
+def saturated_share(views: np.ndarray) -> float:
+    """The share of ink pixels near full brightness: at least 40% in MNIST's contrast (its 60th percentile is 1)."""
+    ink = views[views > 0.1]
+    return float((ink > 0.9).mean())
+
+
+@pytest.mark.parametrize("numbers", [False, True])
+def test_a_model_trained_on_grey_ink_sees_the_blur_kept_grey(numbers):
+    """For one digit and for each digit of a number, the views read are in the model's own contrast."""
+    gray = blurred_zeros(2 if numbers else 1)
+    views = {
+        keeps_grey: np.stack([digit.view for digit in read(Fixed(scores(0.99), keeps_grey), gray, numbers).digits])
+        for keeps_grey in (False, True)
+    }
+    assert len(views[False]) == len(views[True]) == (2 if numbers else 1)
+    assert saturated_share(views[False]) >= 0.4 > 0.3 > saturated_share(views[True])
+    assert all(view.max() == pytest.approx(1) for view in views[True])

@@ -103,10 +103,10 @@ def test_predictions_beyond_the_concurrency_bound_get_503_and_the_app_recovers(t
     release = threading.Event()
     real_to_mnist = reading.to_mnist
 
-    def slow_to_mnist(gray):
+    def slow_to_mnist(gray, keep_grey):
         slot_taken.set()
         release.wait(30)
-        return real_to_mnist(gray)
+        return real_to_mnist(gray, keep_grey)
 
     monkeypatch.setattr(reading, "to_mnist", slow_to_mnist)
     first = threading.Thread(target=upload, args=(busy_client, encoded(zero())))

@@ -11,6 +11,7 @@ the run (calibration.json); predict and serve read it from there.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -48,31 +49,36 @@ def calibrated_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(scores.max(1)[order][good[-1]]) if good.size else 1.0
 
 
-def preprocessed(gray: np.ndarray) -> np.ndarray | None:
+def preprocessed(gray: np.ndarray, keep_grey: bool = False) -> np.ndarray | None:
     """predict's 28x28 view of an image; None where predict would answer "no digit found"."""
     try:
-        return to_mnist(gray)
+        return to_mnist(gray, keep_grey)
     except NoDigitFound:
         return None
 
 
-def category_views(digits: np.ndarray, labels: np.ndarray, mapper: Mapper = map) -> tuple[np.ndarray, np.ndarray]:
-    """Every category made from the given MNIST digits and preprocessed as predict would, with the labels.
+def category_views(
+    digits: np.ndarray, labels: np.ndarray, keep_grey: bool = False, mapper: Mapper = map
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every category made from the given MNIST digits and preprocessed as predict would for a model that keeps
+    grey ink or not (PixelClassifier.keeps_grey), with the labels.
 
     Images predict would call blank are left out: they get no confidence to calibrate. `mapper`
     applies the preprocessing (a process pool's map spreads it over cores).
     """
     grays = [gray for name in CATEGORIES for gray in generate(name, digits)]
-    views = list(mapper(preprocessed, grays))
+    views = list(mapper(functools.partial(preprocessed, keep_grey=keep_grey), grays))
     kept = [index for index, view in enumerate(views) if view is not None]
     return np.stack([views[index] for index in kept]), np.tile(labels, len(CATEGORIES))[kept]
 
 
-def tuning_views(data_root: str | Path, per_category: int, mapper: Mapper = map) -> tuple[np.ndarray, np.ndarray]:
+def tuning_views(
+    data_root: str | Path, per_category: int, keep_grey: bool = False, mapper: Mapper = map
+) -> tuple[np.ndarray, np.ndarray]:
     """category_views of `per_category` digits drawn from the TUNING half of MNIST's test set."""
     images, labels = mnist_test(data_root, TUNING)
     chosen = np.random.default_rng(1).choice(len(images), min(per_category, len(images)), replace=False)
-    return category_views(images[chosen], labels[chosen], mapper)
+    return category_views(images[chosen], labels[chosen], keep_grey, mapper)
 
 
 def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:

@@ -28,11 +28,21 @@ class PixelClassifier(nn.Module):
     """The run's network with its input conversion and data.mean/std baked in.
 
     (N, 1, 28, 28) MNIST-style pixels in [0, 1] -> (N, classes) probabilities; `classes` names the columns.
+    `keeps_grey`: the run was trained on grey ink (`data.augment=wild`: blurred, faded, enlarged from low
+    resolution), so the preprocessing keeps a digit's grey for it rather than saturating it as MNIST's.
     """
 
-    def __init__(self, network: nn.Module, mean: Statistic, std: Statistic, trained_on: DataSet, classes: list[str]):
+    def __init__(
+        self,
+        network: nn.Module,
+        mean: Statistic,
+        std: Statistic,
+        trained_on: DataSet,
+        classes: list[str],
+        keeps_grey: bool = False,
+    ):
         super().__init__()
-        self.network, self.trained_on, self.classes = network, trained_on, classes
+        self.network, self.trained_on, self.classes, self.keeps_grey = network, trained_on, classes, keeps_grey
         self.register_buffer("mean", torch.as_tensor(per_channel(mean), dtype=torch.float32))
         self.register_buffer("std", torch.as_tensor(per_channel(std), dtype=torch.float32))
 
@@ -46,7 +56,8 @@ def load_classifier(model_dir: Path) -> PixelClassifier:
     cfg, module = load_run_module(model_dir)
     trained_on = describe(cfg.data)
     classes = RunDir(model_dir).read_classes() or list(trained_on.classes)
-    return PixelClassifier(module.network, cfg.data.mean, cfg.data.std, trained_on, classes).eval()
+    keeps_grey = cfg.data.augment == "wild"
+    return PixelClassifier(module.network, cfg.data.mean, cfg.data.std, trained_on, classes, keeps_grey).eval()
 
 
 TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (rows, columns): a pixel either way

@@ -28,6 +28,7 @@ from skimage import measure, morphology
 from mnist_cnn.wild.preprocess import Ink, bounds, find_ink, mnist_frame, soft_digit
 
 Reader = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) digits -> (N, 10) probabilities
+Viewer = Callable[[np.ndarray], np.ndarray]  # a digit's mask in the number's ink -> its 28x28 view
 
 NUMBER_SIDE = 512  # a number is analysed at this longer side: its digits get the pixels one digit gets at 256
 SPECK_SHARE = 0.05  # a group with less ink than this share of the largest group's is a speck
@@ -274,10 +275,8 @@ class Parts:
     """Scores divisions of one group into digits: how well each part reads (`fit`), less SPLIT_COST per junction
     broken; each part read once."""
 
-    def __init__(
-        self, group: np.ndarray, strokes: Strokes, ink: Ink, everything: np.ndarray, read: Reader, tallest: float
-    ):
-        self.strokes, self.ink, self.everything, self.read, self.tallest = strokes, ink, everything, read, tallest
+    def __init__(self, group: np.ndarray, strokes: Strokes, view: Viewer, read: Reader, tallest: float):
+        self.strokes, self.view, self.read, self.tallest = strokes, view, read, tallest
         self.narrowest = NARROWEST_PART * height(group)
         self.masks: dict[frozenset[int], np.ndarray] = {}
         self.fits: dict[frozenset[int], float] = {}
@@ -297,7 +296,7 @@ class Parts:
         new = [part for part in dict.fromkeys(parts) if part not in self.fits]
         if new:
             masks = [self.mask(part) for part in new]
-            views = np.stack([digit_view(self.ink, mask, self.everything) for mask in masks])
+            views = np.stack([self.view(mask) for mask in masks])
             for part, mask, scores in zip(new, masks, self.read(views), strict=True):
                 self.fits[part] = fit(scores, mask, self.tallest)
 
@@ -354,24 +353,24 @@ def with_strokes_moved(division: list[frozenset[int]], parts: Parts) -> list[fro
 
 
 def split_touching(
-    group: np.ndarray, ink: Ink, everything: np.ndarray, read: Reader, tallest: float = np.inf
+    group: np.ndarray, stroke_width: float, view: Viewer, read: Reader, tallest: float = np.inf
 ) -> list[np.ndarray]:
     """The group as one digit or divided into touching digits: whichever division into whole strokes reads best.
 
     A division costs SPLIT_COST per junction it breaks: two digits that touch break one or two, a digit
     cut through its own strokes must buy that with a much better reading.
     """
-    strokes = strokes_of(group, ink.width) if aspect(group) >= SPLIT_FROM else None
+    strokes = strokes_of(group, stroke_width) if aspect(group) >= SPLIT_FROM else None
     if strokes is None or len(strokes.order) < 2:
         return [group]
-    parts = Parts(group, strokes, ink, everything, read, tallest)
+    parts = Parts(group, strokes, view, read, tallest)
     division = with_strokes_moved(left_to_right(parts), parts)
     return [group & parts.mask(part) for part in division]
 
 
-def digit_view(ink: Ink, mask: np.ndarray, everything: np.ndarray) -> np.ndarray:
-    """One digit's 28x28 view, without the ink of its neighbours."""
-    return mnist_frame(soft_digit(ink, mask, everything & ~mask), ink.width)
+def digit_view(ink: Ink, mask: np.ndarray, keep_grey: bool) -> np.ndarray:
+    """One digit's 28x28 view, without the ink of its neighbours (`to_mnist` says what `keep_grey` is for)."""
+    return mnist_frame(soft_digit(ink, mask, ink.mask & ~mask, keep_grey), ink.width, keep_grey)
 
 
 def original_box(mask: np.ndarray, scale: float) -> Box:
@@ -379,17 +378,18 @@ def original_box(mask: np.ndarray, scale: float) -> Box:
     return Box(int(left / scale), int(top / scale), int(np.ceil(right / scale)), int(np.ceil(bottom / scale)))
 
 
-def split_digits(gray: np.ndarray, read: Reader) -> tuple[np.ndarray, list[Box]]:
+def split_digits(gray: np.ndarray, read: Reader, keep_grey: bool = False) -> tuple[np.ndarray, list[Box]]:
     """The digits of a written number, left to right: (N, 28, 28) MNIST-style digits and their boxes.
 
     `read` chooses how touching digits are divided: into the parts it reads best as digits (`split_touching`).
     """
     ink = find_ink(gray, NUMBER_SIDE)
-    everything = ink.mask
     groups = groups_of(ink)
     usual_height = float(np.median([height(group) for group in groups])) if len(groups) > 1 else np.inf
-    digits = [part for group in groups for part in split_touching(group, ink, everything, read, usual_height)]
+
+    def view(mask: np.ndarray) -> np.ndarray:
+        return digit_view(ink, mask, keep_grey)
+
+    digits = [part for group in groups for part in split_touching(group, ink.width, view, read, usual_height)]
     digits.sort(key=centre_column)
-    return np.stack([digit_view(ink, mask, everything) for mask in digits]), [
-        original_box(mask, ink.scale) for mask in digits
-    ]
+    return np.stack([view(mask) for mask in digits]), [original_box(mask, ink.scale) for mask in digits]

@@ -213,14 +213,16 @@ def bounds(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def soft_digit(ink: Ink, mask: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
-    """The digit's own ink, cropped: above the paper's level, scaled to a peak of 1, grey edges kept.
+def soft_digit(ink: Ink, mask: np.ndarray, others: np.ndarray | None = None, keep_grey: bool = False) -> np.ndarray:
+    """The digit's own ink, cropped, grey edges kept: above the paper's level and scaled to a peak of 1, or
+    with `keep_grey` scaled by its brightest pixel alone, the paper's grey inside a blurred digit's loops kept.
 
     `others` are pixels of other digits (in a number) that may lie next to this one's strokes.
     """
     near = grown(mask, ink.width) if others is None else grown(mask, ink.width) & ~others
-    level = float(np.percentile(ink.ink[mask], 90))
-    digit = np.clip((ink.ink - ink.low) / max(level - ink.low, 1e-6), 0, 1) * near
+    paper = 0.0 if keep_grey else ink.low
+    level = float(np.percentile(ink.ink[mask], 100 if keep_grey else 90))
+    digit = np.clip((ink.ink - paper) / max(level - paper, 1e-6), 0, 1) * near
     return digit[bounds(mask)]
 
 
@@ -290,12 +292,19 @@ def mnist_contrast(frame: np.ndarray) -> np.ndarray:
     return np.clip(frame / np.percentile(ink, SATURATED_FROM), 0, 1)
 
 
-def mnist_frame(digit: np.ndarray, width: float) -> np.ndarray:
-    """A cropped digit (light on dark, peak 1) -> MNIST's 28x28 frame."""
-    return mnist_contrast(np.clip(centre_by_mass(fit_box(deskewed(thickened(digit, width)))), 0, 1))
+def mnist_frame(digit: np.ndarray, width: float, keep_grey: bool = False) -> np.ndarray:
+    """A cropped digit (light on dark, peak 1) -> MNIST's 28x28 frame, its contrast MNIST's or, with `keep_grey`,
+    its own."""
+    frame = np.clip(centre_by_mass(fit_box(deskewed(thickened(digit, width)))), 0, 1)
+    return frame / max(float(frame.max()), 1e-6) if keep_grey else mnist_contrast(frame)
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray:
-    """A grayscale image in [0, 1] of any size -> a 28x28 float32 MNIST-style digit in [0, 1]."""
+def to_mnist(gray: np.ndarray, keep_grey: bool = False) -> np.ndarray:
+    """A grayscale image in [0, 1] of any size -> a 28x28 float32 MNIST-style digit in [0, 1].
+
+    `keep_grey` is for a model trained on grey ink (`PixelClassifier.keeps_grey`): blurred, faded or
+    enlarged low-resolution digits. MNIST's own ink is saturated, and a model that saw only that
+    reads a grey digit poorly, so every other model gets the ink's contrast scaled as MNIST's.
+    """
     ink = find_ink(gray)
-    return mnist_frame(soft_digit(ink, digit_mask(ink)), ink.width)
+    return mnist_frame(soft_digit(ink, digit_mask(ink), keep_grey=keep_grey), ink.width, keep_grey)

@@ -72,13 +72,14 @@ def read(
 ) -> Answer:
     """Read one character (or, with numbers, every digit left to right) in a grayscale image in [0, 1].
 
-    `classifier` maps 28x28 views to probabilities and names its columns in `classes` (a PixelClassifier).
+    `classifier` maps 28x28 views to probabilities, names its columns in `classes` and says in `keeps_grey`
+    which contrast it was trained on (a PixelClassifier).
     """
     try:
         views, boxes = (
-            split_digits(gray, lambda digits: probabilities(classifier, digits, tta))
+            split_digits(gray, lambda digits: probabilities(classifier, digits, tta), classifier.keeps_grey)
             if numbers
-            else (to_mnist(gray)[None], [None])
+            else (to_mnist(gray, classifier.keeps_grey)[None], [None])
         )
     except NoDigitFound:
         return Answer(threshold=threshold)
