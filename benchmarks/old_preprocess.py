@@ -17,15 +17,22 @@ from mnist_cnn.wild.preprocess import (
     STROKE_FRACTION,
     WORK_SIDE,
     NoDigitFound,
+    border,
     bounds,
     centre_by_mass,
-    light_ink_on_dark,
+    lean,
     resized,
     stroke_width,
 )
 
 BACKGROUND_RADIUS = 32
 SPECK_FRACTION = 0.1
+
+
+def light_ink_on_dark(gray: np.ndarray) -> np.ndarray:
+    """The border's median alone decided which extreme is ink (today's asks the corners where it is midway)."""
+    darkest, brightest = np.percentile(gray, [0.1, 99.9])
+    return 1.0 - gray if lean(np.median(border(gray)), darkest, brightest) > 0 else gray
 
 
 def remove_background(image: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from skimage import measure
 
 from digit_images import encoded, on_uneven_paper, written, zero
 from mnist_cnn.wild.images import read_image
-from mnist_cnn.wild.preprocess import MNIST_SLANT, NoDigitFound, deskewed, slant, to_mnist
+from mnist_cnn.wild.preprocess import MNIST_SLANT, NoDigitFound, deskewed, light_ink_on_dark, slant, to_mnist
 
 CASES = {
     "centred": zero(at=(70, 30)),
@@ -99,6 +99,27 @@ def test_a_tight_low_resolution_crop_keeps_every_stroke_and_loop(digit):
     drawn = written(digit, pen=14, slant=0.0)
     ink = mnist_view(enlarged(drawn.crop(drawn.getbbox()), 8)) > 0.5
     assert measure.label(ink).max() == 1 and measure.euler_number(ink) == 1 - HOLES[digit]
+
+
+FILLING = {"0": (14, 6), "3": (24, 6), "5": (18, 8), "8": (14, 6)}  # digit: pen width, crop side in px
+
+
+@pytest.mark.parametrize("digit", FILLING)
+def test_a_blurred_digit_filling_its_crop_is_told_from_its_paper_either_way_round(digit):
+    """Its border is half blurred ink, its median midway between ink and paper: the corners tell them apart."""
+    pen, side = FILLING[digit]
+    drawn = written(digit, pen=pen, slant=0.0)
+    light = np.asarray(enlarged(drawn.crop(drawn.getbbox()), side), dtype=np.float32) / 255
+    assert np.array_equal(light_ink_on_dark(light), light)
+    assert np.allclose(light_ink_on_dark(1 - light), light)
+
+
+def test_dark_corners_of_a_photo_do_not_turn_its_ink_light():
+    """Vignetting darkens a photo's corners towards its dark ink; the paper along the border still decides."""
+    paper = np.asarray(ImageOps.invert(zero(at=(70, 30))), dtype=np.float32) / 255
+    rows, cols = np.indices(paper.shape) / (np.array(paper.shape)[:, None, None] / 2) - 1
+    photo = paper * (1 - 0.9 * np.clip(np.hypot(rows, cols) - 0.5, 0, None) ** 2 / (np.sqrt(2) - 0.5) ** 2)
+    assert np.allclose(light_ink_on_dark(photo), 1 - photo)
 
 
 def test_a_thick_marker_reads_the_same_at_any_resolution():

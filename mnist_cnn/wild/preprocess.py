@@ -34,6 +34,8 @@ JOIN_WIDTHS = 3  # parts of a digit closer than this many stroke widths belong t
 STROKE_FRACTION = 0.11  # MNIST strokes are about 11% of the digit's longer side
 INK_PIXEL = 0.1  # a 28x28 pixel above this is ink
 SATURATED_FROM = 60  # the percentile of the ink's pixels scaled to 1 (MNIST's median ink pixel is 0.9)
+MIDWAY = 1 / 3  # a border whose median lies in the middle third between the darkest and brightest ink says little
+CORNER_SHARE = 1 / 8  # the corner squares that decide then are this share of the shorter side
 MNIST_SLANT = (-0.58, 0.34)  # 5th and 95th percentile of MNIST's training digits' shear (mu11 / mu02)
 
 
@@ -66,13 +68,32 @@ def resized(image: np.ndarray, side: int) -> np.ndarray:
 def light_ink_on_dark(gray: np.ndarray) -> np.ndarray:
     """Invert dark ink on light paper, so the ink is the bright side as in MNIST.
 
-    The border is mostly background even in tight crops; the ink is the extreme (darkest or
-    brightest) that lies further from it.
+    The ink is the extreme (darkest or brightest) that lies further from the background, and the
+    border is mostly background even in tight crops. Not in all: a blurred digit filling its crop
+    (a small crop enlarged) leaves the border half ink, its median midway between the extremes.
+    There the corners decide, where a digit's strokes seldom reach, if they are not midway too.
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    background = np.median(border)
     darkest, brightest = np.percentile(gray, [0.1, 99.9])
-    return 1.0 - gray if background - darkest > brightest - background else gray
+    leans = [lean(np.median(part), darkest, brightest) for part in (border(gray), corners(gray))]
+    decisive = leans[1] if abs(leans[0]) < MIDWAY <= abs(leans[1]) else leans[0]
+    return 1.0 - gray if decisive > 0 else gray
+
+
+def lean(background: float, darkest: float, brightest: float) -> float:
+    """From -1 (the background is the darkest: light ink) to 1 (the brightest: dark ink); 0 says nothing."""
+    return float((background - darkest) - (brightest - background)) / max(float(brightest - darkest), 1e-6)
+
+
+def border(image: np.ndarray) -> np.ndarray:
+    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+
+
+def corners(image: np.ndarray) -> np.ndarray:
+    """The four squares of CORNER_SHARE of the shorter side in the image's corners."""
+    side = max(1, round(CORNER_SHARE * min(image.shape)))
+    return np.concatenate(
+        [image[rows, cols].ravel() for rows in (np.s_[:side], np.s_[-side:]) for cols in (np.s_[:side], np.s_[-side:])]
+    )
 
 
 def stroke_width(mask: np.ndarray) -> float:
