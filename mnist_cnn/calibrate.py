@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.model}: 'not sure' below {calibration['not_sure_below']:.4f} (sure answers right "
         f">= {calibration['sure_accuracy']:.0%} on {calibration['tuning_images']} tuning images, "
-        f"{calibration['sure_share']:.1%} of them sure; ECE {calibration['ece']:.4f}), "
+        f"{calibration['sure_share']:.1%} of them sure, {calibration['caught_mistakes']:.0%} of its mistakes not sure; "
+        f"ECE {calibration['ece']:.4f}), "
         f"written to {RunDir(Path(str(args.model))).calibration_file}"
     )
 

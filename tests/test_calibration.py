@@ -41,6 +41,18 @@ def test_the_threshold_is_the_lowest_confidence_whose_answers_above_are_right_of
     assert threshold == pytest.approx(confidences[149])
 
 
+def test_a_run_right_more_often_than_asked_still_doubts_half_its_mistakes():
+    """Right 996 times in 1,000, every threshold keeps 99% of sure answers right: half the mistakes decide it."""
+    confidences = list(np.linspace(0.999, 0.55, 1000))
+    right = [True] * 1000
+    for index in (200, 500, 800, 900):
+        right[index] = False
+    scores, labels = answers_with(confidences, right)
+    threshold = calibrated_threshold(scores, labels)
+    wrong = scores.argmax(1) != labels
+    assert (scores.max(1)[wrong] < threshold).sum() == 2 and threshold > confidences[800]
+
+
 def test_no_confidence_is_trustworthy_when_the_surest_answers_are_wrong():
     assert calibrated_threshold(*answers_with([0.99, 0.98, 0.5], [False, False, True])) == 1.0
 
@@ -84,7 +96,7 @@ def test_predict_and_serve_answer_by_the_threshold_stored_with_the_run(run_copy,
 def test_calibrate_stores_the_threshold_measured_on_the_tuning_images(run_copy, tiny_mnist, capsys):
     main([f"model={run_copy}", f"data.root={tiny_mnist}", "per_category=2"])
     stored = json.loads((run_copy / "calibration.json").read_text())
-    assert set(stored) == {"not_sure_below", "sure_accuracy", "tuning_images", "sure_share", "ece"}
+    assert set(stored) == {"not_sure_below", "sure_accuracy", "tuning_images", "sure_share", "caught_mistakes", "ece"}
     assert 0 <= stored["not_sure_below"] <= 1 and 0 < stored["tuning_images"] <= 2 * len(CATEGORIES)
     assert run_threshold(run_copy) == stored["not_sure_below"]
     assert capsys.readouterr().out.startswith(f"{run_copy}: 'not sure' below {stored['not_sure_below']:.4f}")
