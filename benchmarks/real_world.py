@@ -10,8 +10,9 @@ trainer.accelerator: auto, cpu, gpu, ...), `experiment=wild` for the wild one, i
 only n batches an epoch: a check that the whole benchmark runs, not a measurement (give it its own
 runs= folder). An accuracy is the mean over a recipe's runs. Rows: the categories of
 mnist_cnn/wild/categories.py, made from the second half of MNIST's test set (`per_category` images
-each), and the 440 labelled real-world images by source. Then wild minus default per seed,
-composed 4-digit numbers read exactly, and per run the "not sure" threshold as `calibrate` measures
+each), and the 440 labelled real-world images by source; the new preprocessing is read as predict
+reads it, its grey kept for a run trained on grey ink (PixelClassifier.keeps_grey). Then wild minus
+default per seed, composed 4-digit numbers read exactly, and per run the "not sure" threshold as `calibrate` measures
 it on the first half of the test set (never on the rows above), how it does on the rows, and the
 expected calibration error (ECE) on MNIST's test set and the real-world images; last, how often each run
 is sure of a digit in scribbles and printed capital letters (it should not be). Preprocessing and
@@ -307,8 +308,8 @@ def print_confidence(
         for keep_grey in contrasts(models)
     }
     mnist, mnist_labels = mnist_test(options.data_root, slice(None))
-    labels = np.concatenate([labels for _, labels in rows.values()])
-    real = np.concatenate([np.full(len(labels), row not in CATEGORIES) for row, (_, labels) in rows.items()])
+    labels = np.concatenate([truth for _, truth in rows.values()])
+    real = np.concatenate([np.full(len(truth), row not in CATEGORIES) for row, (_, truth) in rows.items()])
     print("\nconfidence, new preprocessing: threshold calibrated on the TUNING half, then on the rows above")
     thresholds: dict[str, list[float]] = defaultdict(list)
     for name, runs in models.items():

@@ -5,9 +5,9 @@ confidence is only a score. The threshold turns it into a promise: it is the low
 above which the run's answers were right at least SURE_ACCURACY of the time (and below which at
 least about half its mistakes lie, CAUGHT_MISTAKES), measured on the hard categories
 (mnist_cnn.wild.categories) made from the TUNING half of MNIST's test set and preprocessed as
-predict preprocesses a photo. The REPORTING half, which the README's accuracy
-table is measured on, is never used here. `python -m mnist_cnn.calibrate` stores the result with
-the run (calibration.json); predict and serve read it from there.
+predict preprocesses a photo. The REPORTING half, which the README's accuracy table is measured
+on, is never used here. `python -m mnist_cnn.calibrate` stores the result with the run
+(calibration.json); predict and serve read it from there.
 """
 
 from __future__ import annotations
