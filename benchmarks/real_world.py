@@ -12,11 +12,11 @@ runs= folder). An accuracy is the mean over a recipe's runs. Rows: the categorie
 mnist_cnn/wild/categories.py, made from the second half of MNIST's test set (`per_category` images
 each), and the 440 labelled real-world images by source; the new preprocessing is read as predict
 reads it, its grey kept for a run trained on grey ink (PixelClassifier.keeps_grey). Then wild minus
-default per seed, composed 4-digit numbers read exactly, and per run the "not sure" threshold as `calibrate` measures
-it on the first half of the test set (never on the rows above), how it does on the rows, and the
-expected calibration error (ECE) on MNIST's test set and the real-world images; last, how often each run
-is sure of a digit in scribbles and printed capital letters (it should not be). Preprocessing and
-reading numbers, the slow parts, are spread over `workers` processes.
+default per seed, composed 4-digit numbers read exactly, and per run the "not sure" threshold as
+`calibrate` measures it on the first half of the test set (never on the rows above), how it does on
+the rows, and the expected calibration error (ECE) on MNIST's test set and the real-world images;
+last, how often each run is sure of a digit in scribbles and printed capital letters (it should not
+be). Preprocessing and reading numbers, the slow parts, are spread over `workers` processes.
 """
 
 from __future__ import annotations

@@ -49,15 +49,13 @@ def calibrated_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     A run right more often than SURE_ACCURACY on the tuning images would otherwise be sure of every
     answer, its mistakes included, and of any scribble: "not sure" would never be said.
     """
-    confidence = scores.max(1)
-    order = np.argsort(-confidence)
-    correct = (scores.argmax(1) == labels)[order]
+    order = np.argsort(-scores.max(1))
+    confidence, correct = scores.max(1)[order], (scores.argmax(1) == labels)[order]
     running = np.cumsum(correct) / np.arange(1, len(correct) + 1)
     good = np.flatnonzero(running >= SURE_ACCURACY)
     if not good.size:
         return 1.0
-    wrong = confidence[order][~correct]
-    lowest = float(confidence[order][good[-1]])
+    wrong, lowest = confidence[~correct], float(confidence[good[-1]])
     return max(lowest, float(np.quantile(wrong, CAUGHT_MISTAKES))) if wrong.size else lowest
 
 
