@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from digit_images import on_uneven_paper, written
 from mnist_cnn.wild.categories import REPORTING, mnist_test, numbers
 from mnist_cnn.wild.classifier import load_classifier
-from mnist_cnn.wild.numbers import CONTINUITY, NUMBER_SIDE, groups_of, split_digits, strokes_of
+from mnist_cnn.wild.numbers import CONTINUITY, NUMBER_SIDE, candidate_parts, groups_of, split_digits, strokes_of
 from mnist_cnn.wild.preprocess import find_ink
 from mnist_cnn.wild.reading import read
 
@@ -51,6 +51,21 @@ def test_a_stroke_running_on_through_a_junction_costs_more_to_cut_than_one_meeti
     left, stem, right = (frozenset({number}) for number in strokes.order)
     assert strokes.cuts([left | right, stem]) == pytest.approx(1, abs=0.05)  # the stem off: it meets at an angle
     assert strokes.cuts([left | stem, right]) == pytest.approx(1 + CONTINUITY, abs=0.05)  # one line taken apart
+
+
+def test_the_candidate_parts_of_a_group_are_runs_of_its_strokes_and_the_whole():
+    tee = np.zeros((120, 120), bool)
+    tee[20:30, 10:110] = True
+    tee[30:110, 55:65] = True
+    parts = candidate_parts(tee, 10)
+    assert any((part == tee).all() for part in parts)  # the whole is one candidate
+    assert all(part.any() and not (part & ~tee).any() for part in parts)  # the others are pieces of it
+    # runs of the bar's left, the stem and the bar's right, in order (3 + 2 + 1), but the stem alone: a sliver
+    # 10 px wide is no digit beside a group 100 px tall
+    assert len(parts) == 5
+    stem = np.zeros_like(tee)
+    stem[10:110, 55:65] = True
+    assert len(candidate_parts(stem, 10)) == 1  # one digit's width: never divided
 
 
 def test_a_tangle_is_read_whole_not_divided_every_way():

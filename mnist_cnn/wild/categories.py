@@ -28,15 +28,21 @@ UPSCALE = 4  # the generated images are drawn at 4x MNIST's resolution (112 px f
 Category = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
-def mnist_test(root: str | Path, part: slice) -> tuple[np.ndarray, np.ndarray]:
-    """A slice of MNIST's official test set: float images in [0, 1] (N, 28, 28) and labels."""
+def mnist_digits(root: str | Path, split: str, part: slice = slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """A slice of one of MNIST's official splits: float images in [0, 1] (N, 28, 28) and labels. The categories
+    read only the test split; the judge learns from numbers of training digits (mnist_cnn.wild.judge_training)."""
     spec = CATALOGUE["mnist"]
-    for path in spec.paths(root, "test"):
+    for path in spec.paths(root, split):
         if not path.is_file():
             raise UserError(f"data.root={root}: {path} is missing: point data.root at the folder holding MNIST/raw")
-    check_files(spec, root, download=True, splits=("test",))
-    images, labels = read_part(spec, root, "test")
+    check_files(spec, root, download=True, splits=(split,))
+    images, labels = read_part(spec, root, split)
     return images[part, 0].astype(np.float32) / 255, labels[part]
+
+
+def mnist_test(root: str | Path, part: slice) -> tuple[np.ndarray, np.ndarray]:
+    """A slice of MNIST's official test set, the only digits the categories are made from."""
+    return mnist_digits(root, "test", part)
 
 
 def upscaled(digit: np.ndarray, factor: int = UPSCALE) -> np.ndarray:
@@ -140,26 +146,35 @@ def ink_columns(digit: np.ndarray) -> np.ndarray:
     return digit[:, cols[0] : cols[-1] + 1]
 
 
-def compose_number(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """MNIST digits written left to right as one number, the way a person writes one on paper.
+def number_layers(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MNIST digits written left to right as one number, each on its own layer (k, height, width) at 28x28 scale.
 
     Each digit is scaled by 0.8-1.2 and moved up or down by up to 3 px; the gap to the previous
     one is -2 to 8 px (negative: their boxes overlap, and strokes may touch), but never more overlap
-    than a quarter of the narrower digit's width, or a 1 would vanish into its neighbour. The result
-    is drawn at 3x as dark ink on light paper half the time.
+    than a quarter of the narrower digit's width, or a 1 would vanish into its neighbour. Kept apart,
+    the layers say which digit each pixel of the number belongs to (mnist_cnn.wild.judge_training).
     """
     pieces = [transform.rescale(ink_columns(digit), rng.uniform(0.8, 1.2), order=1) for digit in digits]
     height = max(piece.shape[0] for piece in pieces) + 8
-    canvas = np.zeros((height, sum(piece.shape[1] for piece in pieces) + 6 * len(pieces) + 8), np.float32)
+    layers = np.zeros((len(pieces), height, sum(piece.shape[1] for piece in pieces) + 6 * len(pieces) + 8), np.float32)
     left = 4
-    for piece, following in zip(pieces, [*pieces[1:], pieces[-1]], strict=True):
+    for layer, piece, following in zip(layers, pieces, [*pieces[1:], pieces[-1]], strict=True):
         top = (height - piece.shape[0]) // 2 + int(rng.integers(-3, 4))
-        region = canvas[top : top + piece.shape[0], left : left + piece.shape[1]]
-        np.maximum(region, piece, out=region)
+        layer[top : top + piece.shape[0], left : left + piece.shape[1]] = piece
         deepest = min(piece.shape[1], following.shape[1]) // 4
         left += piece.shape[1] + max(int(rng.integers(-2, 9)), -deepest)
-    number = upscaled(canvas[:, : left + 4], 3)
+    return layers[:, :, : left + 4]
+
+
+def drawn(layers: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A number's layers drawn at 3x as one image, as dark ink on light paper half the time."""
+    number = upscaled(layers.max(0), 3)
     return 1 - number if rng.random() < 0.5 else number
+
+
+def compose_number(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MNIST digits written as one number (`number_layers`) and drawn (`drawn`)."""
+    return drawn(number_layers(digits, rng), rng)
 
 
 def numbers(images: np.ndarray, labels: np.ndarray, count: int, length: int = 4, seed: int = 0):

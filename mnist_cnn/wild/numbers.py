@@ -10,9 +10,11 @@ digits whose strokes overlap in their columns. Of the divisions into runs of str
 (dynamic programming), improved by moving strokes between neighbouring parts, the one whose parts
 read best wins; the group whole is one of them. How well a part reads is the model's confidence and
 how usual its shape is for the digit read: MNIST's digits of each class have their typical width
-for their height (a 1 is half as wide as a 0). A model's confidence alone would not do: it often
-reads two touching digits as one digit, confidently, but then as one far too wide. Each junction a
-division breaks costs, more where a line runs on smoothly through it (a digit's own stroke).
+for their height (a 1 is half as wide as a 0), and how likely it is to be one whole digit at all, as
+the judge (mnist_cnn.wild.judge) sees it. A model's confidence alone would not do: trained on whole
+digits only, it often reads two touching digits as one digit, confidently, and a digit's piece (a 6
+without its loop) as another digit. Each junction a division breaks costs, more where a line runs
+on smoothly through it (a digit's own stroke).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure, morphology
 
+from mnist_cnn.wild.judge import log_whole
 from mnist_cnn.wild.preprocess import Ink, bounds, find_ink, mnist_frame, soft_digit
 
 Reader = Callable[[np.ndarray], np.ndarray]  # (N, 28, 28) digits -> (N, 10) probabilities
@@ -40,7 +43,7 @@ JUNCTION_REACH = 2  # px: skeleton pixels this close to a fork belong to the jun
 CONTINUITY = 0.5  # a junction cut through one line (strokes leaving it in opposite directions) costs this much more
 DIRECTION_REACH = 2.0  # stroke widths: a stroke's direction at a junction is measured this far along it
 MOST_STROKES = 12  # a group of more strokes is read whole: a tangle, not a few touching digits (those have up to 9)
-SPLIT_COST = 1.0  # per junction a division breaks, its parts must fit this much better (log-likelihood) than the whole
+SPLIT_COST = 0.5  # per junction a division breaks, its parts must fit this much better (log-likelihood) than the whole
 # Width over height of the ink box of MNIST's training digits, per class: mean and standard deviation.
 ASPECT_MEAN = np.array([0.92, 0.46, 0.96, 0.82, 0.82, 0.96, 0.76, 0.80, 0.79, 0.71])
 ASPECT_STD = np.array([0.17, 0.20, 0.20, 0.16, 0.16, 0.23, 0.15, 0.16, 0.16, 0.14])
@@ -271,9 +274,40 @@ def strokes_of(group: np.ndarray, width: float) -> Strokes | None:
     )
 
 
+def divisible(group: np.ndarray, stroke_width: float) -> Strokes | None:
+    """The group's strokes where it may be touching digits: wider than one digit and of several strokes."""
+    strokes = strokes_of(group, stroke_width) if aspect(group) >= SPLIT_FROM else None
+    return strokes if strokes is not None and len(strokes.order) >= 2 else None
+
+
+def wide_enough(part: np.ndarray, narrowest: float) -> bool:
+    """Whether a part of a divided group could be a digit (at least `narrowest` wide: no sliver of a stroke)."""
+    return bool(part.any()) and width(part) >= narrowest
+
+
+def runs(order: list[int], usable: Callable[[frozenset[int]], bool]) -> dict[tuple[int, int], frozenset[int]]:
+    """Each run of strokes, by (start, stop) in their left-to-right order, that is usable as a part; and the whole."""
+    count = len(order)
+    every = {
+        (start, stop): frozenset(order[start:stop]) for start in range(count) for stop in range(start + 1, count + 1)
+    }
+    return {key: run for key, run in every.items() if key == (0, count) or usable(run)}
+
+
+def candidate_parts(group: np.ndarray, stroke_width: float) -> list[np.ndarray]:
+    """Every part a division of the group into runs of strokes may hold, the whole group among them: what the
+    judge learns to tell apart (mnist_cnn.wild.judge_training)."""
+    strokes = divisible(group, stroke_width)
+    if strokes is None:
+        return [group]
+    narrowest = NARROWEST_PART * height(group)
+    usable = runs(strokes.order, lambda run: wide_enough(strokes.mask(run), narrowest))
+    return [group & strokes.mask(run) for run in usable.values()]
+
+
 class Parts:
-    """Scores divisions of one group into digits: how well each part reads (`fit`), less SPLIT_COST per junction
-    broken; each part read once."""
+    """Scores divisions of one group into digits: how well each part reads (`fit`) and how surely it is one whole
+    digit (the judge), less SPLIT_COST per junction broken; each part read once."""
 
     def __init__(self, group: np.ndarray, strokes: Strokes, view: Viewer, read: Reader, tallest: float):
         self.strokes, self.view, self.read, self.tallest = strokes, view, read, tallest
@@ -288,8 +322,7 @@ class Parts:
         return self.masks[part]
 
     def usable(self, part: frozenset[int]) -> bool:
-        mask = self.mask(part)
-        return bool(mask.any()) and width(mask) >= self.narrowest
+        return wide_enough(self.mask(part), self.narrowest)
 
     def read_all(self, parts: list[frozenset[int]]) -> None:
         """Read the parts not read before, in one batch."""
@@ -297,8 +330,8 @@ class Parts:
         if new:
             masks = [self.mask(part) for part in new]
             views = np.stack([self.view(mask) for mask in masks])
-            for part, mask, scores in zip(new, masks, self.read(views), strict=True):
-                self.fits[part] = fit(scores, mask, self.tallest)
+            for part, mask, scores, whole in zip(new, masks, self.read(views), log_whole(views), strict=True):
+                self.fits[part] = fit(scores, mask, self.tallest) + whole
 
     def score(self, parts: list[frozenset[int]]) -> float:
         self.read_all(parts)
@@ -307,20 +340,17 @@ class Parts:
 
 def left_to_right(parts: Parts) -> list[frozenset[int]]:
     """The best division into runs of strokes in left-to-right order (dynamic programming over the runs)."""
-    order, count = parts.strokes.order, len(parts.strokes.order)
-    runs = {
-        (start, stop): frozenset(order[start:stop]) for start in range(count) for stop in range(start + 1, count + 1)
-    }
-    runs = {key: run for key, run in runs.items() if key == (0, count) or parts.usable(run)}
-    parts.read_all(list(runs.values()))
+    count = len(parts.strokes.order)
+    usable = runs(parts.strokes.order, parts.usable)
+    parts.read_all(list(usable.values()))
     best: dict[int, list[frozenset[int]]] = {0: []}  # the best division of the first strokes, by their count
     for stop in range(1, count + 1):
         options = [
-            [*best[start], runs[start, stop]] for start in range(stop) if start in best and (start, stop) in runs
+            [*best[start], usable[start, stop]] for start in range(stop) if start in best and (start, stop) in usable
         ]
         if options:
             best[stop] = max(options, key=parts.score)
-    return best.get(count, [frozenset(order)])
+    return best.get(count, [frozenset(parts.strokes.order)])
 
 
 def movable(part: frozenset[int], strokes: Strokes) -> list[frozenset[int]]:
@@ -360,8 +390,8 @@ def split_touching(
     A division costs SPLIT_COST per junction it breaks: two digits that touch break one or two, a digit
     cut through its own strokes must buy that with a much better reading.
     """
-    strokes = strokes_of(group, stroke_width) if aspect(group) >= SPLIT_FROM else None
-    if strokes is None or len(strokes.order) < 2:
+    strokes = divisible(group, stroke_width)
+    if strokes is None:
         return [group]
     parts = Parts(group, strokes, view, read, tallest)
     division = with_strokes_moved(left_to_right(parts), parts)
