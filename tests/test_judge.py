@@ -50,10 +50,31 @@ def test_a_judge_of_another_shape_is_refused(tmp_path):
         judge(other)
 
 
-def test_too_few_numbers_to_hold_some_out_is_refused(tiny_mnist, tmp_path):
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ("numbers=5", "numbers=5 is too few: give at least 10 (a tenth is held out)"),
+        ("numbers=0", "numbers=0 is invalid: give a whole number >= 1"),
+        ("epochs=1.5", "epochs=1.5 is invalid: give a whole number >= 1"),
+        ("workers=true", "workers=True is invalid: give a number"),
+        ("seed=-1", "seed=-1 is invalid: give a whole number >= 0"),
+        ("seed=0.5", "seed=0.5 is invalid: give a whole number >= 0"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line_before_any_work(tiny_mnist, tmp_path, capsys, argument, message):
     with pytest.raises(SystemExit) as exit_info:
-        judge_training.main([f"data.root={tiny_mnist}", "numbers=5", f"out={tmp_path / 'judge.pt'}"])
-    assert exit_info.value.code == 2
+        judge_training.main([f"data.root={tiny_mnist}", argument, f"out={tmp_path / 'judge.pt'}"])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not (tmp_path / "judge.pt").exists()
+
+
+def test_a_missing_data_root_names_the_missing_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        judge_training.main([f"data.root={tmp_path}", f"out={tmp_path / 'judge.pt'}"])
+    assert (
+        "train-images-idx3-ubyte is missing: point data.root at the folder holding MNIST/raw" in capsys.readouterr().err
+    )
 
 
 def test_an_unwritable_destination_is_one_clear_error(tiny_mnist, tmp_path):

@@ -21,7 +21,7 @@ from mnist_cnn.errors import UserError, first_line
 from mnist_cnn.training.models import FastCNN
 
 JUDGE_FILE = Path(__file__).with_name("judge.pt")
-JUDGE_WIDTH = 24  # FastCNN's first block: 53k parameters (16, half as many, judged worse; see the README)
+JUDGE_WIDTH = 24  # FastCNN's first block: 53k parameters (width 16, 24k, read fewer numbers right; see the README)
 
 
 def network() -> nn.Module:

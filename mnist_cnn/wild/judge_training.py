@@ -140,6 +140,12 @@ def build(root: str, count: int, epochs: int, workers: int, seed: int, out: Path
     return accuracy(judge, *stacked(per_number[:held_out]))
 
 
+def seed_of(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"seed={value} is invalid: give a whole number >= 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             whole_number(args, "numbers", NUMBERS),
             whole_number(args, "epochs", EPOCHS),
             whole_number(args, "workers", 2),
-            int(args.seed),
+            seed_of(args.seed),
             Path(str(args.out)),
         )
     print(
