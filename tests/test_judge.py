@@ -70,8 +70,9 @@ def test_bad_settings_are_refused_in_one_line_before_any_work(tiny_mnist, tmp_pa
 
 
 def test_a_missing_data_root_names_the_missing_file(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         judge_training.main([f"data.root={tmp_path}", f"out={tmp_path / 'judge.pt'}"])
+    assert exit_info.value.code == EXIT_USER_ERROR
     assert (
         "train-images-idx3-ubyte is missing: point data.root at the folder holding MNIST/raw" in capsys.readouterr().err
     )
@@ -106,7 +107,7 @@ def test_the_shipped_judge_tells_whole_digits_from_pairs_and_pieces_of_test_digi
 
 
 @pytest.mark.slow
-def test_the_build_command_has_help_and_refuses_unknown_keys_in_one_line(tmp_path):
+def test_the_build_command_has_help_and_refuses_a_bad_value_in_one_line(tmp_path):
     helped = run_command("mnist_cnn.wild.judge_training", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and helped.stdout.startswith("usage: python -m mnist_cnn.wild.judge_training")
     refused = run_command("mnist_cnn.wild.judge_training", "numbers=0", cwd=tmp_path)
