@@ -19,15 +19,14 @@ def test_a_part_is_whole_when_it_holds_one_digit_and_little_of_another():
     truth = np.zeros((2, 10, 20), bool)
     truth[0, :, :10] = True  # the left digit's ink
     truth[1, :, 10:] = True  # the right one's
-    group = truth.any(0)
-    assert is_whole(truth[0], group, truth) and is_whole(truth[1], group, truth)
-    assert not is_whole(group, group, truth)  # both digits: two touching ones
+    assert is_whole(truth[0], truth) and is_whole(truth[1], truth)
+    assert not is_whole(truth.any(0), truth)  # both digits: two touching ones
     half = truth[0].copy()
     half[5:] = False
-    assert not is_whole(half, group, truth)  # half a digit: a piece
+    assert not is_whole(half, truth)  # half a digit: a piece
     with_a_sliver = truth[0].copy()
     with_a_sliver[:, 10] = True  # a tenth of the other digit: still whole
-    assert is_whole(with_a_sliver, group, truth)
+    assert is_whole(with_a_sliver, truth)
 
 
 def test_a_missing_judge_is_one_clear_error(tmp_path):

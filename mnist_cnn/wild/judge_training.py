@@ -51,9 +51,8 @@ COMMAND = Command(
 )
 
 
-def is_whole(part: np.ndarray, group: np.ndarray, truth: np.ndarray) -> bool:
-    """Whether a part of a group is one whole digit, judged by the digits' own ink (truth: one mask per digit)."""
-    inside = truth & group
+def is_whole(part: np.ndarray, inside: np.ndarray) -> bool:
+    """Whether a part of a group is one whole digit, judged by the digits' own ink in the group (one mask each)."""
     held = (inside & part).sum((1, 2)) / np.maximum(inside.sum((1, 2)), 1)
     best = int(held.argmax())
     return bool(held[best] >= WHOLE and np.delete(held, best).max(initial=0) <= STRAY)
@@ -67,8 +66,9 @@ def examples(digits: np.ndarray, seed: list[int]) -> tuple[np.ndarray, np.ndarra
     truth = np.stack([resized(upscaled(layer, 3), NUMBER_SIDE) > TRUTH_INK for layer in layers])
     views, wholes = [], []
     for group in groups_of(ink):
+        inside = truth & group
         for part in candidate_parts(group, ink.width):
-            whole = is_whole(part, group, truth)
+            whole = is_whole(part, inside)
             for keep_grey in (True, False):
                 views.append(digit_view(ink, part, keep_grey))
                 wholes.append(whole)

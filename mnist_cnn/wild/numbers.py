@@ -280,11 +280,6 @@ def divisible(group: np.ndarray, stroke_width: float) -> Strokes | None:
     return strokes if strokes is not None and len(strokes.order) >= 2 else None
 
 
-def wide_enough(part: np.ndarray, narrowest: float) -> bool:
-    """Whether a part of a divided group could be a digit (at least `narrowest` wide: no sliver of a stroke)."""
-    return bool(part.any()) and width(part) >= narrowest
-
-
 def runs(order: list[int], usable: Callable[[frozenset[int]], bool]) -> dict[tuple[int, int], frozenset[int]]:
     """Each run of strokes, by (start, stop) in their left-to-right order, that is usable as a part; and the whole."""
     count = len(order)
@@ -294,26 +289,13 @@ def runs(order: list[int], usable: Callable[[frozenset[int]], bool]) -> dict[tup
     return {key: run for key, run in every.items() if key == (0, count) or usable(run)}
 
 
-def candidate_parts(group: np.ndarray, stroke_width: float) -> list[np.ndarray]:
-    """Every part a division of the group into runs of strokes may hold, the whole group among them: what the
-    judge learns to tell apart (mnist_cnn.wild.judge_training)."""
-    strokes = divisible(group, stroke_width)
-    if strokes is None:
-        return [group]
-    narrowest = NARROWEST_PART * height(group)
-    usable = runs(strokes.order, lambda run: wide_enough(strokes.mask(run), narrowest))
-    return [group & strokes.mask(run) for run in usable.values()]
+class StrokeParts:
+    """The parts of one group made of its strokes: each part's pixels found once, and whether it could be a digit."""
 
-
-class Parts:
-    """Scores divisions of one group into digits: how well each part reads (`fit`) and how surely it is one whole
-    digit (the judge), less SPLIT_COST per junction broken; each part read once."""
-
-    def __init__(self, group: np.ndarray, strokes: Strokes, view: Viewer, read: Reader, tallest: float):
-        self.strokes, self.view, self.read, self.tallest = strokes, view, read, tallest
+    def __init__(self, group: np.ndarray, strokes: Strokes):
+        self.strokes = strokes
         self.narrowest = NARROWEST_PART * height(group)
         self.masks: dict[frozenset[int], np.ndarray] = {}
-        self.fits: dict[frozenset[int], float] = {}
 
     def mask(self, part: frozenset[int]) -> np.ndarray:
         """The part's pixels, found once: a division is tried as a usable part, read, and scored again."""
@@ -322,7 +304,29 @@ class Parts:
         return self.masks[part]
 
     def usable(self, part: frozenset[int]) -> bool:
-        return wide_enough(self.mask(part), self.narrowest)
+        """At least NARROWEST_PART of the group's height wide: no sliver of a stroke."""
+        mask = self.mask(part)
+        return bool(mask.any()) and width(mask) >= self.narrowest
+
+
+def candidate_parts(group: np.ndarray, stroke_width: float) -> list[np.ndarray]:
+    """Every part a division of the group into runs of strokes may hold, the whole group among them: what the
+    judge learns to tell apart (mnist_cnn.wild.judge_training)."""
+    strokes = divisible(group, stroke_width)
+    if strokes is None:
+        return [group]
+    parts = StrokeParts(group, strokes)
+    return [group & parts.mask(run) for run in runs(strokes.order, parts.usable).values()]
+
+
+class Parts(StrokeParts):
+    """Scores divisions of one group into digits: how well each part reads (`fit`) and how surely it is one whole
+    digit (the judge), less SPLIT_COST per junction broken; each part read once."""
+
+    def __init__(self, group: np.ndarray, strokes: Strokes, view: Viewer, read: Reader, tallest: float):
+        super().__init__(group, strokes)
+        self.view, self.read, self.tallest = view, read, tallest
+        self.fits: dict[frozenset[int], float] = {}
 
     def read_all(self, parts: list[frozenset[int]]) -> None:
         """Read the parts not read before, in one batch."""
