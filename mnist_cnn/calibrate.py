@@ -45,6 +45,11 @@ def calibrate_run(model_dir: Path, data_root: str | None = None, per_category: i
     return calibration
 
 
+def caught(share: float | None) -> str:
+    """How many of the tuning mistakes were "not sure", in words; a run may have made none."""
+    return "no mistakes to doubt" if share is None else f"{share:.0%} of its mistakes not sure"
+
+
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.model}: 'not sure' below {calibration['not_sure_below']:.4f} (sure answers right "
         f">= {calibration['sure_accuracy']:.0%} on {calibration['tuning_images']} tuning images, "
-        f"{calibration['sure_share']:.1%} of them sure, {calibration['caught_mistakes']:.0%} of its mistakes not sure; "
+        f"{calibration['sure_share']:.1%} of them sure, {caught(calibration['caught_mistakes'])}; "
         f"ECE {calibration['ece']:.4f}), "
         f"written to {RunDir(Path(str(args.model))).calibration_file}"
     )

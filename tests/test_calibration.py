@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_command
 from digit_images import encoded, on_uneven_paper, zero
-from mnist_cnn.calibrate import main
+from mnist_cnn.calibrate import caught, main
 from mnist_cnn.errors import EXIT_USER_ERROR, UserError
 from mnist_cnn.predict import predict_files
 from mnist_cnn.rundir import RunDir
@@ -55,6 +55,16 @@ def test_a_run_right_more_often_than_asked_still_doubts_half_its_mistakes():
 
 def test_no_confidence_is_trustworthy_when_the_surest_answers_are_wrong():
     assert calibrated_threshold(*answers_with([0.99, 0.98, 0.5], [False, False, True])) == 1.0
+
+
+def test_a_run_without_mistakes_records_none_caught_rather_than_none_of_them(monkeypatch):
+    """No wrong answers: "0% of its mistakes not sure" would claim mistakes that went uncaught."""
+    scores, labels = answers_with([0.99, 0.9, 0.8], [True, True, True])
+    monkeypatch.setattr(calibration, "probabilities", lambda classifier, views: scores)
+    assert calibration.calibrate(None, np.zeros((3, 28, 28)), labels)["caught_mistakes"] is None
+    assert caught(None) == "no mistakes to doubt" and caught(0.5) == "50% of its mistakes not sure"
+    scores, labels = answers_with([0.99, 0.9, 0.8, 0.7], [True, True, True, False])
+    assert calibration.calibrate(None, np.zeros((4, 28, 28)), labels)["caught_mistakes"] == 1.0
 
 
 def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy():

@@ -91,8 +91,9 @@ def tuning_views(
     return category_views(images[chosen], labels[chosen], keep_grey, mapper)
 
 
-def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:
-    """What calibration.json records: the threshold, and how the tuning images fared against it."""
+def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> dict[str, float | int | None]:
+    """What calibration.json records: the threshold, and how the tuning images fared against it
+    (`caught_mistakes` is None for a run that made no mistakes: there was nothing to catch)."""
     scores = probabilities(classifier, views)
     threshold = calibrated_threshold(scores, labels)
     sure, wrong = scores.max(1) >= threshold, scores.argmax(1) != labels
@@ -101,7 +102,7 @@ def calibrate(classifier: nn.Module, views: np.ndarray, labels: np.ndarray) -> d
         "sure_accuracy": SURE_ACCURACY,
         "tuning_images": len(labels),
         "sure_share": float(sure.mean()),
-        "caught_mistakes": float((wrong & ~sure).sum() / max(wrong.sum(), 1)),
+        "caught_mistakes": float((wrong & ~sure).sum() / wrong.sum()) if wrong.any() else None,
         "ece": expected_calibration_error(scores, labels),
     }
 
