@@ -57,7 +57,7 @@ def test_no_confidence_is_trustworthy_when_the_surest_answers_are_wrong():
     assert calibrated_threshold(*answers_with([0.99, 0.98, 0.5], [False, False, True])) == 1.0
 
 
-def test_a_run_without_mistakes_records_none_caught_rather_than_none_of_them(monkeypatch):
+def test_a_run_without_mistakes_records_no_share_of_them_caught(monkeypatch):
     """No wrong answers: "0% of its mistakes not sure" would claim mistakes that went uncaught."""
     scores, labels = answers_with([0.99, 0.9, 0.8], [True, True, True])
     monkeypatch.setattr(calibration, "probabilities", lambda classifier, views: scores)
