@@ -124,11 +124,12 @@ def check_kind(key: str, value: Any, default: Any) -> None:
             raise UserError(f"{key}={value} is invalid: give a number")
 
 
-def whole_number(args: Any, key: str, default: int | None) -> int | None:
-    """A count argument: a whole number >= 1 (or its default), or one line saying so."""
+def whole_number(args: Any, key: str, default: int | None, least: int = 1) -> int | None:
+    """A count argument (or a seed, from `least=0`): a whole number >= `least` (or its default), or one line
+    saying so."""
     value = args.get(key, default)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise UserError(f"{key}={value} is invalid: give a whole number >= 1")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        raise UserError(f"{key}={value} is invalid: give a whole number >= {least}")
     return value
 
 

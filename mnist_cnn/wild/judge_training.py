@@ -140,12 +140,6 @@ def build(root: str, count: int, epochs: int, workers: int, seed: int, out: Path
     return accuracy(judge, *stacked(per_number[:held_out]))
 
 
-def seed_of(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"seed={value} is invalid: give a whole number >= 0")
-    return value
-
-
 def main(argv: list[str] | None = None) -> None:
     with user_errors():
         args = parse_arguments(COMMAND, argv)
@@ -155,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             whole_number(args, "numbers", NUMBERS),
             whole_number(args, "epochs", EPOCHS),
             whole_number(args, "workers", 2),
-            seed_of(args.seed),
+            whole_number(args, "seed", 0, least=0),
             Path(str(args.out)),
         )
     print(
