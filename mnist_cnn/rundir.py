@@ -29,12 +29,13 @@ HYDRA_RECORD = ".hydra"  # Hydra's own copy of the config, its settings and the 
 
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """Write through `<path>.partial`, fsync it and rename it over `path`.
+    """Write through `<path>.<writer>.partial`, fsync it and rename it over `path`.
 
     A rename within one folder is atomic, so a crash, a full disk or a failed serialization leaves the
-    previous file intact, never half of a new one.
+    previous file intact, never half of a new one. Each writer has its own partial file, so two processes
+    saving the same file at once (two resumes of one sweep) each rename a whole file, and the last wins.
     """
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with partial.open("wb") as handle:

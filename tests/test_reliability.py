@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from conftest import make_mnist_root, quick_overrides, run_command, start_command, train_in_process
 from mnist_cnn.errors import EXIT_INTERRUPTED, UserError
-from mnist_cnn.rundir import RunDir
+from mnist_cnn.rundir import RunDir, atomic_file
 from mnist_cnn.training.checks import check_config, prepare
 from mnist_cnn.training.config import compose_config
 from mnist_cnn.training.datasets import CATALOGUE, is_complete
@@ -349,6 +349,18 @@ def test_failed_checkpoint_save_keeps_the_earlier_checkpoint(tmp_path):
     with pytest.raises(UserError, match=f"could not save checkpoint {path} .*earlier checkpoints are intact"):
         AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2), "unpicklable": lambda: None}, path)
     assert torch.load(path, weights_only=True)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_two_writers_saving_one_file_at_once_each_rename_a_whole_file(tmp_path):
+    """Two resumes of one sweep rewrite its plan together: a shared partial file made the later rename fail."""
+    path = tmp_path / "sweep_plan.json"
+    with atomic_file(path) as first:
+        first.write(b"first")
+        with atomic_file(path) as second:
+            second.write(b"second")
+        assert path.read_bytes() == b"second"
+    assert path.read_bytes() == b"first"
     assert list(tmp_path.iterdir()) == [path]
 
 

@@ -138,7 +138,7 @@ class GridSweeper(BasicSweeper):
         existing = self.job_dirs.get(job.num)
         if existing and existing.status() == "failed":
             log.info("job %d failed before (%s): running it again", job.num, existing.read_metrics().get("error"))
-            existing.metrics_file.unlink()
+            existing.metrics_file.unlink(missing_ok=True)  # a second resume at once may have removed it
         if existing and existing.last_checkpoint.is_file():
             return [(job, [*job.overrides, quoted("resume", str(existing.path))])]
         if job.after is None:
