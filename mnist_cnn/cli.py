@@ -8,10 +8,12 @@ keys instead of ignoring them.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -122,6 +124,12 @@ def check_kind(key: str, value: Any, default: Any) -> None:
     if isinstance(default, int | float) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(f"{key}={value} is invalid: give a number")
+
+
+def writable_file(path: Path) -> bool:
+    """Whether a command could write `path` in its existing folder: checked before minutes of work, not after."""
+    folder = path.parent
+    return not path.is_dir() and os.access(folder, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
 
 def whole_number(args: Any, key: str, default: int | None, least: int = 1) -> int | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import os
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ with long_lived_imports():
     import numpy as np
     from PIL import Image
 
-    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors
+    from mnist_cnn.cli import Command, Option, parse_arguments, user_errors, writable_file
     from mnist_cnn.errors import EXIT_SOME_FAILED, UserError, first_line
     from mnist_cnn.wild.calibration import run_threshold
     from mnist_cnn.wild.classifier import load_classifier
@@ -152,7 +151,7 @@ def check_output(output: Path) -> None:
     folder = output.parent
     if not folder.is_dir():
         raise UserError(f"output={output}: the folder {folder} does not exist: create it or choose another file")
-    if output.is_dir() or not os.access(folder, os.W_OK) or (output.exists() and not os.access(output, os.W_OK)):
+    if not writable_file(output):
         raise UserError(f"output={output} cannot be written: choose a writable file")
 
 

@@ -12,7 +12,6 @@ saturated), so one judge serves every run.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_cnn.cli import Command, Option, parse_arguments, user_errors, whole_number
+from mnist_cnn.cli import Command, Option, parse_arguments, user_errors, whole_number, writable_file
 from mnist_cnn.errors import UserError
 from mnist_cnn.wild.categories import drawn, mnist_digits, number_layers, upscaled
 from mnist_cnn.wild.judge import JUDGE_FILE, network
@@ -122,7 +121,7 @@ def check_writable(out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"out={out}: cannot write the judge there ({error.strerror}): give a writable path") from error
-    if not os.access(out.parent, os.W_OK) or out.is_dir():
+    if not writable_file(out):
         raise UserError(f"out={out}: cannot write the judge there: give a writable file path")
 
 
